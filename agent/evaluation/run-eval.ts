@@ -1,0 +1,145 @@
+// `facegate eval`: verification accuracy on a pairs file, every image processed exactly as the
+// agent processes a frame (MTCNN → 5-point alignment → embedder).
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { euclideanDistance } from '../recognition/embedder.js';
+import type { FaceAnalyzer } from '../recognition/face-analyzer.js';
+import { warpChips } from '../vision/align.js';
+import type { Affine } from '../vision/geometry.js';
+import { decodeImage, type RgbImage } from '../vision/image.js';
+import type { DetectedFace } from '../vision/mtcnn.js';
+import { readPairsFile } from './pairs.js';
+import { kFoldVerification, type ScoredPair, type VerificationReport } from './verification.js';
+
+export interface EvalOptions {
+  pairsFile: string;
+  imagesDir: string;
+  /** The second image of each pair is read from here (occluded probes vs clean gallery). */
+  probeImagesDir?: string;
+  jsonOut?: string;
+  log?: (line: string) => void;
+}
+
+export interface EvalResult {
+  pairsFile: string;
+  imagesDir: string;
+  probeImagesDir: string | null;
+  model: string;
+  template: string;
+  flipAverage: boolean;
+  images: number;
+  noFace: { count: number; rate: number; files: string[]; fallback: string };
+  pairs: number;
+  report: VerificationReport;
+  seconds: number;
+  msPerImage: number;
+}
+
+/** Fraction of the shorter image side used for the centred fallback crop when no face is found. */
+const FALLBACK_CROP = 0.55;
+
+/** The face an evaluation photo is about: the one nearest the centre, larger faces preferred. */
+export function pickCentralFace(faces: readonly DetectedFace[], width: number, height: number): DetectedFace | undefined {
+  let best: DetectedFace | undefined;
+  let bestScore = -Infinity;
+  const diag = Math.hypot(width, height);
+  for (const f of faces) {
+    const cx = (f.box.x1 + f.box.x2) / 2 - width / 2;
+    const cy = (f.box.y1 + f.box.y2) / 2 - height / 2;
+    const size = Math.min(f.box.x2 - f.box.x1, f.box.y2 - f.box.y1);
+    const s = size / diag - 2 * (Math.hypot(cx, cy) / diag);
+    if (s > bestScore) {
+      bestScore = s;
+      best = f;
+    }
+  }
+  return best;
+}
+
+/** Image → chip transform for a centred square crop (the no-face fallback). */
+function centredCropTransform(image: RgbImage, chipSize: number): Affine {
+  const side = FALLBACK_CROP * Math.min(image.width, image.height);
+  const s = chipSize / side;
+  return [s, 0, -(image.width / 2 - side / 2) * s, 0, s, -(image.height / 2 - side / 2) * s];
+}
+
+export async function runVerificationEval(analyzer: FaceAnalyzer, options: EvalOptions): Promise<EvalResult> {
+  const log = options.log ?? (() => {});
+  const started = Date.now();
+  const pairsFile = readPairsFile(options.pairsFile);
+  const firstFiles = new Set(pairsFile.pairs.map((p) => join(options.imagesDir, p.first)));
+  const secondFiles = new Set(pairsFile.pairs.map((p) => join(options.probeImagesDir ?? options.imagesDir, p.second)));
+  const files = [...new Set([...firstFiles, ...secondFiles])].sort();
+  const embeddings = new Map<string, Float32Array>();
+  const noFace: string[] = [];
+  const { chip } = analyzer.embedder;
+
+  // Decode one image ahead while the current one is in the networks.
+  let next = files.length ? decodeImage(files[0] as string) : undefined;
+  for (let i = 0; i < files.length; i++) {
+    const file = files[i] as string;
+    const image = await (next as Promise<RgbImage>);
+    next = i + 1 < files.length ? decodeImage(files[i + 1] as string) : undefined;
+    next?.catch(() => {}); // surfaced when awaited
+    const face = pickCentralFace(await analyzer.detect(image), image.width, image.height);
+    let embedding: Float32Array;
+    if (face) {
+      [embedding] = (await analyzer.embedFaces(image, [face])).map((f) => f.embedding) as [Float32Array];
+    } else {
+      noFace.push(file);
+      const [crop] = warpChips(analyzer.cv, image, [centredCropTransform(image, chip.width)], chip.width, chip.height);
+      [embedding] = (await analyzer.embedder.embed([crop as RgbImage])) as [Float32Array];
+    }
+    embeddings.set(file, embedding);
+    if ((i + 1) % 500 === 0 || i + 1 === files.length) log(`embedded ${i + 1}/${files.length} images (${noFace.length} without a detected face)`);
+  }
+
+  const scored: ScoredPair[] = pairsFile.pairs.map((p) => ({
+    fold: p.fold,
+    same: p.same,
+    distance: euclideanDistance(
+      embeddings.get(join(options.imagesDir, p.first)) as Float32Array,
+      embeddings.get(join(options.probeImagesDir ?? options.imagesDir, p.second)) as Float32Array,
+    ),
+  }));
+  const seconds = (Date.now() - started) / 1000;
+  const result: EvalResult = {
+    pairsFile: options.pairsFile,
+    imagesDir: options.imagesDir,
+    probeImagesDir: options.probeImagesDir ?? null,
+    model: analyzer.embedder.entry.name,
+    template: analyzer.template.name,
+    flipAverage: analyzer.embedder.options.flipAverage,
+    images: files.length,
+    noFace: {
+      count: noFace.length,
+      rate: noFace.length / Math.max(1, files.length),
+      files: noFace,
+      fallback: `centred square crop of ${FALLBACK_CROP} × the shorter side, resized to the chip`,
+    },
+    pairs: scored.length,
+    report: kFoldVerification(scored),
+    seconds,
+    msPerImage: (seconds * 1000) / Math.max(1, files.length),
+  };
+  if (options.jsonOut) writeFileSync(options.jsonOut, `${JSON.stringify(result, null, 2)}\n`);
+  return result;
+}
+
+export function formatEvalTable(r: EvalResult): string {
+  const pct = (v: number): string => `${(v * 100).toFixed(2)}%`;
+  const lines = [
+    `model ${r.model}  template ${r.template}  flip-average ${r.flipAverage ? 'on' : 'off'}`,
+    `pairs ${r.pairs}  images ${r.images}  no face detected ${r.noFace.count} (${pct(r.noFace.rate)}; ${r.noFace.fallback})`,
+    '',
+    '| fold | threshold | accuracy |',
+    '|---:|---:|---:|',
+    ...r.report.folds.map((f) => `| ${f.fold + 1} | ${f.threshold.toFixed(4)} | ${pct(f.accuracy)} |`),
+    `| mean ± std | | ${pct(r.report.meanAccuracy)} ± ${pct(r.report.stdAccuracy)} |`,
+    '',
+    ...r.report.tarAtFar.map((t) => `TAR @ FAR ${t.far}: ${pct(t.tar)} (threshold ${t.threshold.toFixed(4)}, ${t.negatives} negative pairs)`),
+    `threshold on all pairs: ${r.report.overallThreshold.toFixed(4)}`,
+    `${r.seconds.toFixed(1)} s, ${r.msPerImage.toFixed(1)} ms per image`,
+  ];
+  return lines.join('\n');
+}

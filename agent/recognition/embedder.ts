@@ -1,0 +1,87 @@
+// Face embedder: aligned chips in, one embedding per face out, in one batched ORT run.
+// With flip averaging, each chip and its mirror image are embedded and their embeddings averaged.
+import type { ModelEntry } from '../inference/model-registry.js';
+import type { ModelSession } from '../inference/onnx-session.js';
+import { mirrorImage } from '../vision/align.js';
+import type { RgbImage } from '../vision/image.js';
+import { toChw } from '../vision/mtcnn.js';
+
+export interface EmbedderOptions {
+  /** Average the embeddings of the chip and its mirror image. */
+  flipAverage: boolean;
+}
+
+export interface FaceEmbeddingResult {
+  embedding: Float32Array;
+  /** Last spatial feature map before pooling, [C, H, W] flattened (for occlusion masks). */
+  features?: Float32Array;
+}
+
+export class FaceEmbedder {
+  readonly dims: number;
+
+  constructor(
+    readonly entry: ModelEntry,
+    private readonly session: ModelSession,
+    readonly options: EmbedderOptions,
+  ) {
+    const out = entry.outputs.find((o) => o.name === 'embedding');
+    if (!entry.chip || !out) throw new Error(`model ${entry.name} is not an embedder (no chip spec or embedding output)`);
+    this.dims = Number(out.shape[1]);
+  }
+
+  get chip(): NonNullable<ModelEntry['chip']> {
+    return this.entry.chip as NonNullable<ModelEntry['chip']>;
+  }
+
+  get provider(): string {
+    return this.session.provider;
+  }
+
+  async embed(chips: readonly RgbImage[]): Promise<Float32Array[]> {
+    if (chips.length === 0) return [];
+    const { width, height } = this.chip;
+    for (const [i, c] of chips.entries()) {
+      if (c.width !== width || c.height !== height) {
+        throw new Error(`chip ${i} is ${c.width}×${c.height}; model ${this.entry.name} needs ${width}×${height}`);
+      }
+    }
+    const images = this.options.flipAverage ? [...chips, ...chips.map(mirrorImage)] : [...chips];
+    const per = 3 * width * height;
+    const batch = new Float32Array(images.length * per);
+    images.forEach((img, i) => batch.set(toChw(img.data, 1, height, width), i * per));
+    const out = await this.session.run({ input: { data: batch, dims: [images.length, 3, height, width] } });
+    const emb = out.embedding;
+    if (!emb) throw new Error(`model ${this.entry.name} returned no embedding output`);
+    const d = this.dims;
+    return chips.map((_, i) => {
+      const e = emb.data.slice(i * d, (i + 1) * d);
+      if (this.options.flipAverage) {
+        const m = emb.data.subarray((chips.length + i) * d, (chips.length + i + 1) * d);
+        for (let k = 0; k < d; k++) e[k] = ((e[k] as number) + (m[k] as number)) / 2;
+      }
+      return e;
+    });
+  }
+}
+
+export function euclideanDistance(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`embedding sizes differ: ${a.length} vs ${b.length}`);
+  let s = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = (a[i] as number) - (b[i] as number);
+    s += d * d;
+  }
+  return Math.sqrt(s);
+}
+
+export function cosineSimilarity(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`embedding sizes differ: ${a.length} vs ${b.length}`);
+  let dot = 0, na = 0, nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += (a[i] as number) * (b[i] as number);
+    na += (a[i] as number) ** 2;
+    nb += (b[i] as number) ** 2;
+  }
+  return na > 0 && nb > 0 ? dot / Math.sqrt(na * nb) : 0;
+}

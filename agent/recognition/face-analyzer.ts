@@ -1,0 +1,88 @@
+// The recognition core in one object: detect (MTCNN) → align (5-point similarity to the
+// embedder's template) → embed. The CLI, the evaluation and the camera pipeline all use it, so a
+// face is processed the same way everywhere.
+import { type ModelEntry, ModelRegistry } from '../inference/model-registry.js';
+import { createSession, type ModelSession, type SessionOptions } from '../inference/onnx-session.js';
+import { alignmentTransform, type ChipTemplate, warpChips } from '../vision/align.js';
+import type { Affine } from '../vision/geometry.js';
+import type { RgbImage } from '../vision/image.js';
+import { type DetectedFace, MtcnnDetector, type MtcnnOptions } from '../vision/mtcnn.js';
+import { loadOpenCv, type OpenCv } from '../vision/opencv.js';
+import { loadTemplate } from '../vision/templates.js';
+import { FaceEmbedder } from './embedder.js';
+
+export interface AnalyzedFace extends DetectedFace {
+  embedding: Float32Array;
+  /** Image → chip transform used for this face. */
+  alignment: Affine;
+}
+
+export interface FaceAnalyzerOptions {
+  /** Embedder model name; default: the manifest's default embedder. */
+  embedder?: string;
+  detector?: Partial<MtcnnOptions>;
+  /** Chip template name; default: the embedder's own. */
+  template?: string;
+  flipAverage?: boolean;
+  session?: SessionOptions;
+  registry?: ModelRegistry;
+  log?: (line: string) => void;
+}
+
+export class FaceAnalyzer {
+  private constructor(
+    readonly cv: OpenCv,
+    readonly detector: MtcnnDetector,
+    readonly embedder: FaceEmbedder,
+    readonly template: ChipTemplate,
+    private readonly sessions: ModelSession[],
+  ) {}
+
+  static async create(options: FaceAnalyzerOptions = {}): Promise<FaceAnalyzer> {
+    const registry = options.registry ?? ModelRegistry.load();
+    const detectorEntries = (['pnet', 'rnet', 'onet'] as const).map((stage) => {
+      const e = registry.models.find((m) => m.role === 'detector' && m.stage === stage && m.default);
+      if (!e) throw new Error(`no default MTCNN ${stage} model registered`);
+      return e;
+    });
+    const embedderEntry: ModelEntry = options.embedder ? registry.get(options.embedder) : registry.defaultFor('embedder');
+    if (embedderEntry.role !== 'embedder') throw new Error(`model ${embedderEntry.name} is a ${embedderEntry.role}, not an embedder`);
+    await registry.ensure([...detectorEntries, embedderEntry], options.log);
+    const [cv, pnet, rnet, onet, emb] = await Promise.all([
+      loadOpenCv(),
+      ...detectorEntries.map((e) => createSession(e.name, registry.pathOf(e), options.session)),
+      createSession(embedderEntry.name, registry.pathOf(embedderEntry), options.session),
+    ]);
+    const template = loadTemplate(options.template ?? embedderEntry.chip?.template ?? '');
+    const embedder = new FaceEmbedder(embedderEntry, emb as ModelSession, { flipAverage: options.flipAverage ?? true });
+    if (template.width !== embedder.chip.width || template.height !== embedder.chip.height) {
+      throw new Error(`template ${template.name} is ${template.width}×${template.height}; ${embedderEntry.name} needs ${embedder.chip.width}×${embedder.chip.height}`);
+    }
+    const detector = new MtcnnDetector(cv as OpenCv, { pnet: pnet as ModelSession, rnet: rnet as ModelSession, onet: onet as ModelSession }, options.detector);
+    return new FaceAnalyzer(cv as OpenCv, detector, embedder, template, [pnet, rnet, onet, emb] as ModelSession[]);
+  }
+
+  detect(image: RgbImage): Promise<DetectedFace[]> {
+    return this.detector.detect(image);
+  }
+
+  /** Aligned chips for the given faces, in order. */
+  chips(image: RgbImage, faces: readonly Pick<DetectedFace, 'landmarks'>[]): { chips: RgbImage[]; transforms: Affine[] } {
+    const transforms = faces.map((f) => alignmentTransform(f.landmarks, this.template));
+    return { chips: warpChips(this.cv, image, transforms, this.template.width, this.template.height), transforms };
+  }
+
+  async embedFaces(image: RgbImage, faces: readonly DetectedFace[]): Promise<AnalyzedFace[]> {
+    const { chips, transforms } = this.chips(image, faces);
+    const embeddings = await this.embedder.embed(chips);
+    return faces.map((f, i) => ({ ...f, embedding: embeddings[i] as Float32Array, alignment: transforms[i] as Affine }));
+  }
+
+  async analyze(image: RgbImage): Promise<AnalyzedFace[]> {
+    return this.embedFaces(image, await this.detect(image));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.sessions.map((s) => s.release()));
+  }
+}

@@ -1,0 +1,241 @@
+// MTCNN face detection as published (Zhang et al. 2016; the TensorFlow port's procedure):
+// image pyramid → P-Net → per-scale and cross-scale NMS → R-Net → O-Net → 5 landmarks.
+// R-Net and O-Net run once per stage on a batch of every candidate.
+// The ONNX models take raw RGB 0..255 in NCHW and normal orientation (models/build/mtcnn.ts).
+import type { ModelSession } from '../inference/onnx-session.js';
+import { type Box, type Point, boxHeight, boxWidth, nonMaxSuppression, squareBox } from './geometry.js';
+import type { RgbImage } from './image.js';
+import { type CvMat, type OpenCv, withMats } from './opencv.js';
+
+export interface DetectedFace {
+  box: Box;
+  score: number;
+  /** Left eye, right eye, nose, left mouth corner, right mouth corner (image left = smaller x). */
+  landmarks: [Point, Point, Point, Point, Point];
+}
+
+export interface MtcnnOptions {
+  /** Smallest face side in pixels that the pyramid looks for. */
+  minFaceSize: number;
+  /** Pyramid step. */
+  scaleFactor: number;
+  /** Score thresholds for P-Net, R-Net, O-Net. */
+  thresholds: [number, number, number];
+}
+
+export const DEFAULT_MTCNN_OPTIONS: MtcnnOptions = { minFaceSize: 20, scaleFactor: 0.709, thresholds: [0.6, 0.7, 0.7] };
+
+export interface MtcnnSessions {
+  pnet: ModelSession;
+  rnet: ModelSession;
+  onet: ModelSession;
+}
+
+interface Candidate {
+  box: Box;
+  score: number;
+  reg: [number, number, number, number];
+}
+
+const PNET_CELL = 12;
+const PNET_STRIDE = 2;
+
+export class MtcnnDetector {
+  readonly options: MtcnnOptions;
+
+  constructor(
+    private readonly cv: OpenCv,
+    private readonly sessions: MtcnnSessions,
+    options: Partial<MtcnnOptions> = {},
+  ) {
+    this.options = { ...DEFAULT_MTCNN_OPTIONS, ...options };
+    const { minFaceSize, scaleFactor, thresholds } = this.options;
+    if (!(minFaceSize >= PNET_CELL)) throw new Error(`mtcnn.minFaceSize must be ≥ ${PNET_CELL} px, got ${minFaceSize}`);
+    if (!(scaleFactor > 0.1 && scaleFactor < 0.95)) throw new Error(`mtcnn.scaleFactor must be in (0.1, 0.95), got ${scaleFactor}`);
+    if (thresholds.some((t) => !(t >= 0 && t <= 1))) throw new Error(`mtcnn.thresholds must be in [0, 1], got ${thresholds.join(', ')}`);
+  }
+
+  /** Scales of the image pyramid for an image whose shorter side is `minSide`. */
+  pyramidScales(minSide: number): number[] {
+    const scales: number[] = [];
+    let scale = PNET_CELL / this.options.minFaceSize;
+    let side = minSide * scale;
+    while (side >= PNET_CELL) {
+      scales.push(scale);
+      scale *= this.options.scaleFactor;
+      side *= this.options.scaleFactor;
+    }
+    return scales;
+  }
+
+  async detect(image: RgbImage): Promise<DetectedFace[]> {
+    if (image.width < PNET_CELL || image.height < PNET_CELL) return [];
+    const cv = this.cv;
+    const src = new cv.Mat(image.height, image.width, cv.CV_8UC3);
+    try {
+      src.data.set(image.data);
+      const proposals = await this.proposeWithPnet(src);
+      if (proposals.length === 0) return [];
+      const refined = await this.refine(src, proposals.map((c) => squareBox(c.box)), 'rnet', 24, this.options.thresholds[1]);
+      if (refined.length === 0) return [];
+      return await this.output(src, refined.map((c) => squareBox(c.box)));
+    } finally {
+      src.delete();
+    }
+  }
+
+  private async proposeWithPnet(src: CvMat): Promise<Candidate[]> {
+    const cv = this.cv;
+    const all: Candidate[] = [];
+    for (const scale of this.pyramidScales(Math.min(src.rows, src.cols))) {
+      const w = Math.ceil(src.cols * scale);
+      const h = Math.ceil(src.rows * scale);
+      const input = withMats((track) => {
+        const resized = track(new cv.Mat());
+        cv.resize(src, resized, new cv.Size(w, h), 0, 0, cv.INTER_AREA);
+        return toChw(resized.data, 1, h, w);
+      });
+      const out = await this.sessions.pnet.run({ input: { data: input, dims: [1, 3, h, w] } });
+      const prob = requireOutput(out, 'prob', 'pnet');
+      const reg = requireOutput(out, 'reg', 'pnet');
+      const oh = prob.dims[2] as number;
+      const ow = prob.dims[3] as number;
+      const plane = oh * ow;
+      const found: Candidate[] = [];
+      const threshold = this.options.thresholds[0];
+      for (let i = 0; i < oh; i++) {
+        for (let j = 0; j < ow; j++) {
+          const k = i * ow + j;
+          const score = prob.data[plane + k] as number;
+          if (score < threshold) continue;
+          found.push({
+            box: {
+              x1: (PNET_STRIDE * j) / scale,
+              y1: (PNET_STRIDE * i) / scale,
+              x2: (PNET_STRIDE * j + PNET_CELL) / scale,
+              y2: (PNET_STRIDE * i + PNET_CELL) / scale,
+            },
+            score,
+            reg: [reg.data[k] as number, reg.data[plane + k] as number, reg.data[2 * plane + k] as number, reg.data[3 * plane + k] as number],
+          });
+        }
+      }
+      const keep = nonMaxSuppression(found.map((c) => c.box), found.map((c) => c.score), 0.5);
+      for (const i of keep) all.push(found[i] as Candidate);
+    }
+    const keep = nonMaxSuppression(all.map((c) => c.box), all.map((c) => c.score), 0.7);
+    return keep.map((i) => {
+      const c = all[i] as Candidate;
+      return { ...c, box: applyRegression(c.box, c.reg) };
+    });
+  }
+
+  /** R-Net: scores and regresses every candidate in one batch; returns survivors after NMS. */
+  private async refine(src: CvMat, boxes: Box[], stage: 'rnet', size: number, threshold: number): Promise<Candidate[]> {
+    const batch = this.cropBatch(src, boxes, size);
+    const out = await this.sessions[stage].run({ input: { data: batch, dims: [boxes.length, 3, size, size] } });
+    const prob = requireOutput(out, 'prob', stage);
+    const reg = requireOutput(out, 'reg', stage);
+    const kept: Candidate[] = [];
+    boxes.forEach((box, n) => {
+      const score = prob.data[n * 2 + 1] as number;
+      if (score < threshold) return;
+      kept.push({ box, score, reg: [reg.data[n * 4] as number, reg.data[n * 4 + 1] as number, reg.data[n * 4 + 2] as number, reg.data[n * 4 + 3] as number] });
+    });
+    const keep = nonMaxSuppression(kept.map((c) => c.box), kept.map((c) => c.score), 0.7);
+    return keep.map((i) => {
+      const c = kept[i] as Candidate;
+      return { ...c, box: applyRegression(c.box, c.reg) };
+    });
+  }
+
+  /** O-Net: final scores, boxes and the 5 landmarks. */
+  private async output(src: CvMat, boxes: Box[]): Promise<DetectedFace[]> {
+    const size = 48;
+    const batch = this.cropBatch(src, boxes, size);
+    const out = await this.sessions.onet.run({ input: { data: batch, dims: [boxes.length, 3, size, size] } });
+    const prob = requireOutput(out, 'prob', 'onet');
+    const reg = requireOutput(out, 'reg', 'onet');
+    const marks = requireOutput(out, 'landmarks', 'onet');
+    const faces: DetectedFace[] = [];
+    boxes.forEach((box, n) => {
+      const score = prob.data[n * 2 + 1] as number;
+      if (score < this.options.thresholds[2]) return;
+      const w = boxWidth(box);
+      const h = boxHeight(box);
+      const lm = Array.from({ length: 5 }, (_, p) => ({
+        x: box.x1 + (marks.data[n * 10 + p] as number) * w,
+        y: box.y1 + (marks.data[n * 10 + 5 + p] as number) * h,
+      })) as DetectedFace['landmarks'];
+      const r: Candidate['reg'] = [reg.data[n * 4] as number, reg.data[n * 4 + 1] as number, reg.data[n * 4 + 2] as number, reg.data[n * 4 + 3] as number];
+      faces.push({ box: applyRegression(box, r), score, landmarks: lm });
+    });
+    const keep = nonMaxSuppression(faces.map((f) => f.box), faces.map((f) => f.score), 0.7, 'min');
+    return keep.map((i) => faces[i] as DetectedFace);
+  }
+
+  /** Crops each box (zero outside the image), resizes to size×size, packs one NCHW batch. */
+  private cropBatch(src: CvMat, boxes: readonly Box[], size: number): Float32Array {
+    const cv = this.cv;
+    const batch = new Float32Array(boxes.length * 3 * size * size);
+    boxes.forEach((box, n) => {
+      withMats((track) => {
+        const x1 = Math.round(box.x1);
+        const y1 = Math.round(box.y1);
+        const x2 = Math.max(x1 + 1, Math.round(box.x2));
+        const y2 = Math.max(y1 + 1, Math.round(box.y2));
+        const ix1 = Math.max(0, x1);
+        const iy1 = Math.max(0, y1);
+        const ix2 = Math.min(src.cols, x2);
+        const iy2 = Math.min(src.rows, y2);
+        let crop: CvMat;
+        if (ix2 <= ix1 || iy2 <= iy1) {
+          crop = track(new cv.Mat(size, size, cv.CV_8UC3, [0, 0, 0, 0]));
+        } else {
+          const roi = track(src.roi(new cv.Rect(ix1, iy1, ix2 - ix1, iy2 - iy1)));
+          crop = roi;
+          if (ix1 > x1 || iy1 > y1 || ix2 < x2 || iy2 < y2) {
+            crop = track(new cv.Mat());
+            cv.copyMakeBorder(roi, crop, iy1 - y1, y2 - iy2, ix1 - x1, x2 - ix2, cv.BORDER_CONSTANT, [0, 0, 0, 0]);
+          }
+        }
+        const resized = track(new cv.Mat());
+        cv.resize(crop, resized, new cv.Size(size, size), 0, 0, cv.INTER_AREA);
+        batch.set(toChw(resized.data, 1, size, size), n * 3 * size * size);
+      });
+    });
+    return batch;
+  }
+}
+
+function applyRegression(b: Box, r: readonly [number, number, number, number]): Box {
+  const w = boxWidth(b);
+  const h = boxHeight(b);
+  return { x1: b.x1 + r[0] * w, y1: b.y1 + r[1] * h, x2: b.x2 + r[2] * w, y2: b.y2 + r[3] * h };
+}
+
+/** Interleaved RGB bytes (HWC) → planar float32 (CHW), values kept 0..255. */
+export function toChw(hwc: Uint8Array, batch: number, h: number, w: number): Float32Array {
+  const plane = h * w;
+  const out = new Float32Array(batch * 3 * plane);
+  for (let n = 0; n < batch; n++) {
+    const src = n * plane * 3;
+    const dst = n * plane * 3;
+    for (let p = 0; p < plane; p++) {
+      out[dst + p] = hwc[src + p * 3] as number;
+      out[dst + plane + p] = hwc[src + p * 3 + 1] as number;
+      out[dst + 2 * plane + p] = hwc[src + p * 3 + 2] as number;
+    }
+  }
+  return out;
+}
+
+function requireOutput(
+  out: Record<string, { data: Float32Array; dims: readonly number[] }>,
+  name: string,
+  model: string,
+): { data: Float32Array; dims: readonly number[] } {
+  const t = out[name];
+  if (!t) throw new Error(`model ${model} has no output named ${name} (has ${Object.keys(out).join(', ')})`);
+  return t;
+}
