@@ -3,12 +3,15 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
+import { resolveDataDir } from './data-dir.js';
 import { formatEvalTable, runVerificationEval } from './evaluation/run-eval.js';
 import { ModelRegistry } from './inference/model-registry.js';
 import { createLogger } from './logging.js';
 import { projectRoot } from './paths.js';
 import { cosineSimilarity, euclideanDistance } from './recognition/embedder.js';
+import { embedEnrollmentImages } from './recognition/enrollment.js';
 import { type AnalyzedFace, FaceAnalyzer, type FaceAnalyzerOptions } from './recognition/face-analyzer.js';
+import { Gallery, validateIdentityName } from './recognition/gallery.js';
 import { drawDetections } from './vision/draw.js';
 import { decodeImage } from './vision/image.js';
 import type { DetectedFace } from './vision/mtcnn.js';
@@ -161,12 +164,69 @@ export function buildCli(): Command {
         macs: m.macs ?? null,
         threshold: m.threshold ?? null,
         ready: !missing.has(m.name),
+        generated: m.generated,
+        prunedFrom: m.pruning?.from ?? null,
+        ratio: m.pruning ? (m.pruning.ratio ?? m.pruning.perBlock ?? null) : null,
+        method: m.pruning?.method ?? null,
       }));
       if (flags.json) return printJson(rows);
-      const header = ['name', 'role', 'file', 'size', 'default', 'MACs', 'ready'];
-      const table = rows.map((r) => [r.name, r.role, r.file, `${(r.bytes / 1e6).toFixed(2)} MB`, r.default ? 'yes' : '', r.macs ? `${(r.macs / 1e6).toFixed(1)} M` : '', r.ready ? 'yes' : 'build on first use']);
+      const header = ['name', 'role', 'file', 'size', 'default', 'MACs', 'pruning', 'ready'];
+      const pruning = (r: (typeof rows)[number]): string =>
+        r.method ? `${typeof r.ratio === 'number' ? r.ratio : 'per-block'} ${r.method} of ${r.prunedFrom}` : '';
+      const table = rows.map((r) => [r.name, r.role, r.file, `${(r.bytes / 1e6).toFixed(2)} MB`, r.default ? 'yes' : '', r.macs ? `${(r.macs / 1e6).toFixed(1)} M` : '', pruning(r), r.ready ? 'yes' : r.generated ? 'build on first use' : 'missing']);
       const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => (r[i] as string).length)));
       for (const r of [header, ...table]) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i] as number)).join('  ')}\n`);
+    });
+  models
+    .command('prune')
+    .description('structured filter pruning of an embedder\'s residual blocks; writes models/pruned/<out>.onnx and registers it')
+    .requiredOption('--model <name>', 'registered embedder to prune')
+    .option('--ratio <r>', 'fraction of each residual block\'s conv1 filters to remove (0 ≤ r < 1)', (v) => {
+      const n = Number(v);
+      if (!Number.isFinite(n) || n < 0 || n >= 1) throw new InvalidArgumentError(`expected a ratio in [0, 1), got "${v}"`);
+      return n;
+    })
+    .option('--ratios-per-block <file>', 'JSON {"<block>": ratio} (e.g. from `models sensitivity`)')
+    .option('--method <method>', 'l1 (rank filters by L1 norm) or reconstruct (choose channels and re-fit conv2 by least squares on calibration faces)', 'l1')
+    .option('--calib <dir>', 'calibration faces for reconstruct: an LFW-layout folder (people in no pair) or a folder of photos', join('..', 'shared', 'data', 'lfw'))
+    .option('--calib-count <n>', 'calibration images', positiveNumber, 300)
+    .option('--default', 'make the result the default embedder')
+    .requiredOption('--out <name>', 'name of the new model')
+    .action(async (flags: { model: string; ratio?: number; ratiosPerBlock?: string; method: string; calib: string; calibCount: number; default?: boolean; out: string }) => {
+      if ((flags.ratio === undefined) === (flags.ratiosPerBlock === undefined)) throw new Error('give exactly one of --ratio and --ratios-per-block');
+      if (flags.method !== 'l1' && flags.method !== 'reconstruct') throw new Error(`--method must be l1 or reconstruct, got "${flags.method}"`);
+      const { pruneRegistered, readRatiosFile, setDefaultEmbedder } = await import('../models/compress/tool.js');
+      const ratios = flags.ratio ?? readRatiosFile(flags.ratiosPerBlock as string);
+      const command = ['facegate models prune', `--model ${flags.model}`, flags.ratio !== undefined ? `--ratio ${flags.ratio}` : `--ratios-per-block ${flags.ratiosPerBlock}`, `--method ${flags.method}`, ...(flags.method === 'reconstruct' ? [`--calib ${flags.calib}`, `--calib-count ${flags.calibCount}`] : []), `--out ${flags.out}`].join(' ');
+      const entry = await pruneRegistered({ model: flags.model, ratios, method: flags.method, calib: flags.calib, calibCount: flags.calibCount, out: flags.out, command, log: (line) => log.info(line) });
+      if (flags.default) setDefaultEmbedder(entry.name);
+      printJson({ name: entry.name, file: entry.file, bytes: entry.bytes, params: entry.params, macs: entry.macs, sha256: entry.sha256, pruning: entry.pruning, default: flags.default === true || entry.default });
+    });
+  models
+    .command('sensitivity')
+    .description('prune one residual block at a time at several ratios, measure the accuracy drop on a validation split of LFW pairs-dev, plot it and derive per-block ratios')
+    .requiredOption('--model <name>', 'registered embedder')
+    .option('--ratios <list>', 'comma-separated ratios per block', '0.25,0.5,0.75')
+    .option('--lfw <dir>', 'LFW folder (pairs-dev.txt, images/)', join('..', 'shared', 'data', 'lfw'))
+    .option('--folds <list>', 'validation folds of pairs-dev (1-based)', '1,2')
+    .option('--flip', 'flip-average embeddings (slower; off by default for the analysis)')
+    .option('--landmarks <file>', 'landmarks cache of the pairs-dev images', '/tmp/facegate-lfw-landmarks.json')
+    .option('--targets <list>', 'overall ratios to derive per-block ratios for', '0.1,0.2,0.3,0.4,0.5')
+    .option('--out <prefix>', 'output prefix: <prefix>.json, <prefix>.png, <prefix>-ratios-<target>.json', join('models', 'compress', 'results', 'sensitivity'))
+    .action(async (flags: { model: string; ratios: string; lfw: string; folds: string; flip?: boolean; landmarks: string; targets: string; out: string }) => {
+      const list = (v: string): number[] => v.split(',').map((x) => Number(x.trim())).filter((x) => Number.isFinite(x));
+      const { sensitivityRegistered } = await import('../models/compress/tool.js');
+      await sensitivityRegistered({
+        model: flags.model,
+        ratios: list(flags.ratios),
+        lfw: flags.lfw,
+        folds: list(flags.folds).map((f) => f - 1),
+        flip: flags.flip === true,
+        landmarks: flags.landmarks,
+        target: list(flags.targets),
+        out: flags.out,
+        log: (line) => log.info(line),
+      });
     });
   models
     .command('build')
@@ -182,7 +242,8 @@ export function buildCli(): Command {
     .requiredOption('--images <dir>', 'image folder (Name/Name_0001.jpg)')
     .option('--probe-images <dir>', 'read the second image of each pair from this folder')
     .option('--json <out>', 'write the full result as JSON')
-    .action(async (flags: AnalyzerFlags & { pairs: string; images: string; probeImages?: string; json?: string }) => {
+    .option('--record-threshold', "store the threshold chosen on all pairs as the embedder's default in models/manifest.json")
+    .action(async (flags: AnalyzerFlags & { pairs: string; images: string; probeImages?: string; json?: string; recordThreshold?: boolean }) => {
       await withAnalyzer(flags, async (analyzer) => {
         const result = await runVerificationEval(analyzer, {
           pairsFile: flags.pairs,
@@ -192,7 +253,91 @@ export function buildCli(): Command {
           log: (line) => log.info(line),
         });
         process.stdout.write(`${formatEvalTable(result)}\n`);
+        if (flags.recordThreshold) {
+          const { readManifest, writeManifest } = await import('../models/build/build-models.js');
+          const entry = readManifest().models.find((m) => m.name === result.model);
+          if (!entry) throw new Error(`model ${result.model} is not in the manifest`);
+          const threshold = Number(result.report.overallThreshold.toFixed(4));
+          writeManifest([{ ...entry, threshold }]);
+          log.info(`recorded threshold ${threshold} for ${result.model} in models/manifest.json`);
+        }
       });
+    });
+
+  withModelFlags(program.command('enroll'))
+    .description('enroll a person from photos: each image must show exactly one face; nothing is written if one does not')
+    .requiredOption('--name <name>', 'identity name')
+    .argument('<images...>', 'JPEG/PNG/WebP images, one face each')
+    .option('--data-dir <dir>', 'data directory (default: env FACEGATE_DATA_DIR, else ./.facegate-data)')
+    .option('--keep-photos', 'also store the photos in the gallery (allows re-embedding with another model)')
+    .action(async (images: string[], flags: AnalyzerFlags & { name: string; dataDir?: string; keepPhotos?: boolean }) => {
+      const name = validateIdentityName(flags.name);
+      const dataDir = resolveDataDir(flags.dataDir);
+      await withAnalyzer(flags, async (analyzer) => {
+        const { items, images: enrolled } = await embedEnrollmentImages(analyzer, images, flags.keepPhotos ?? false);
+        const gallery = Gallery.open(dataDir, { keepPhotos: flags.keepPhotos ?? false });
+        try {
+          gallery.enroll(name, items);
+          const summary = gallery.list().find((i) => i.name === name);
+          log.info(`enrolled ${name} from ${items.length} image(s) into ${gallery.file}`);
+          printJson({
+            name,
+            model: analyzer.embedder.entry.name,
+            gallery: gallery.file,
+            images: enrolled.map((e) => ({ file: e.file, box: { x: round(e.box.x), y: round(e.box.y), w: round(e.box.w), h: round(e.box.h) }, score: round(e.score, 4) })),
+            embeddings: summary?.models ?? {},
+          });
+        } finally {
+          gallery.close();
+        }
+      });
+    });
+
+  const identities = program.command('identities').description('the enrolled gallery');
+  identities
+    .command('list')
+    .description('enrolled identities: embeddings per model; flags those lacking an embedding of the embedder in use')
+    .option('--json', 'print JSON')
+    .option('--data-dir <dir>', 'data directory (default: env FACEGATE_DATA_DIR, else ./.facegate-data)')
+    .option('--model <name>', 'embedder to check against (default: the default embedder)')
+    .action((flags: { json?: boolean; dataDir?: string; model?: string }) => {
+      const registry = ModelRegistry.load();
+      const embedder = flags.model ? registry.get(flags.model) : registry.defaultFor('embedder');
+      if (embedder.role !== 'embedder') throw new Error(`model ${embedder.name} is a ${embedder.role}, not an embedder`);
+      const gallery = Gallery.open(resolveDataDir(flags.dataDir));
+      try {
+        const stale = new Set(gallery.needsReenrollment(embedder.name));
+        const rows = gallery.list().map((i) => ({ ...i, needsReenrollment: stale.has(i.name) }));
+        if (stale.size > 0) log.warn(`${stale.size} identit${stale.size === 1 ? 'y has' : 'ies have'} no ${embedder.name} embedding and must be re-enrolled: ${[...stale].join(', ')}`);
+        if (flags.json) return printJson({ gallery: gallery.file, model: embedder.name, identities: rows });
+        const header = ['name', 'embeddings', 'models', 'photos', 'updated', `${embedder.name}`];
+        const table = rows.map((r) => [
+          r.name,
+          String(r.embeddings),
+          Object.entries(r.models).map(([m, n]) => `${m}:${n}`).join(' '),
+          String(r.photos),
+          r.updatedAt,
+          r.needsReenrollment ? 'RE-ENROLL' : 'ok',
+        ]);
+        const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => (r[i] as string).length)));
+        for (const r of [header, ...table]) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd()}\n`);
+      } finally {
+        gallery.close();
+      }
+    });
+  identities
+    .command('remove')
+    .description('remove an identity with all its embeddings and photos')
+    .argument('<name>')
+    .option('--data-dir <dir>', 'data directory (default: env FACEGATE_DATA_DIR, else ./.facegate-data)')
+    .action((name: string, flags: { dataDir?: string }) => {
+      const gallery = Gallery.open(resolveDataDir(flags.dataDir));
+      try {
+        if (!gallery.remove(name)) throw new Error(`no identity named "${name}" in ${gallery.file}`);
+        process.stdout.write(`removed ${name.trim()}\n`);
+      } finally {
+        gallery.close();
+      }
     });
 
   program

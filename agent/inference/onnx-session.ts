@@ -8,6 +8,28 @@ export type ExecutionProvider = 'cpu';
 export interface SessionOptions {
   /** Threads inside one operator; default: the machine's core count. */
   intraOpThreads?: number;
+  /**
+   * Let ORT's pool threads busy-wait for work after a run (ORT's own default). Off by default:
+   * the agent runs several sessions in turn (P-Net per pyramid scale, R-Net, O-Net, embedder)
+   * between JavaScript work, and every session's idle workers spinning steal the cores that work
+   * needs; on 2 cores MTCNN took 3–4× longer with spinning on (models/README.md, benchmark).
+   */
+  allowSpinning?: boolean;
+}
+
+/** The ORT session options createSession uses for `options` (reported by the benchmark). */
+export function ortSessionOptions(options: SessionOptions = {}): ort.InferenceSession.SessionOptions {
+  const spin = options.allowSpinning ? '1' : '0';
+  return {
+    executionProviders: ['cpu'],
+    intraOpNumThreads: options.intraOpThreads ?? os.availableParallelism(),
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    // onnxruntime_session_options_config_keys.h: session.intra_op.allow_spinning and
+    // session.inter_op.allow_spinning (the Node binding takes string values only).
+    extra: { session: { 'intra_op.allow_spinning': spin, 'inter_op.allow_spinning': spin } },
+  };
 }
 
 export interface ModelSession {
@@ -23,12 +45,7 @@ export interface ModelSession {
 export async function createSession(name: string, model: string | Uint8Array, options: SessionOptions = {}): Promise<ModelSession> {
   let session: ort.InferenceSession;
   try {
-    const sessionOptions: ort.InferenceSession.SessionOptions = {
-      executionProviders: ['cpu'],
-      intraOpNumThreads: options.intraOpThreads ?? os.availableParallelism(),
-      interOpNumThreads: 1,
-      graphOptimizationLevel: 'all',
-    };
+    const sessionOptions = ortSessionOptions(options);
     session = typeof model === 'string' ? await ort.InferenceSession.create(model, sessionOptions) : await ort.InferenceSession.create(model, sessionOptions);
   } catch (err) {
     throw new Error(`cannot load model ${name}${typeof model === 'string' ? ` from ${model}` : ''}: ${(err as Error).message}`);

@@ -58,7 +58,7 @@ export class FaceAnalyzer {
     if (template.width !== embedder.chip.width || template.height !== embedder.chip.height) {
       throw new Error(`template ${template.name} is ${template.width}×${template.height}; ${embedderEntry.name} needs ${embedder.chip.width}×${embedder.chip.height}`);
     }
-    const detector = new MtcnnDetector(cv as OpenCv, { pnet: pnet as ModelSession, rnet: rnet as ModelSession, onet: onet as ModelSession }, options.detector);
+    const detector = new MtcnnDetector({ pnet: pnet as ModelSession, rnet: rnet as ModelSession, onet: onet as ModelSession }, options.detector);
     return new FaceAnalyzer(cv as OpenCv, detector, embedder, template, [pnet, rnet, onet, emb] as ModelSession[]);
   }
 

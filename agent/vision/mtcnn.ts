@@ -5,7 +5,8 @@
 import type { ModelSession } from '../inference/onnx-session.js';
 import { type Box, type Point, boxHeight, boxWidth, nonMaxSuppression, squareBox } from './geometry.js';
 import type { RgbImage } from './image.js';
-import { type CvMat, type OpenCv, withMats } from './opencv.js';
+import { IntegralImage } from './integral-image.js';
+import { cropResizeToChw } from './resample.js';
 
 export interface DetectedFace {
   box: Box;
@@ -43,8 +44,10 @@ const PNET_STRIDE = 2;
 export class MtcnnDetector {
   readonly options: MtcnnOptions;
 
+  /** Reused across frames: one table per detector, resized only when the frame size changes. */
+  private readonly integral = new IntegralImage();
+
   constructor(
-    private readonly cv: OpenCv,
     private readonly sessions: MtcnnSessions,
     options: Partial<MtcnnOptions> = {},
   ) {
@@ -70,31 +73,23 @@ export class MtcnnDetector {
 
   async detect(image: RgbImage): Promise<DetectedFace[]> {
     if (image.width < PNET_CELL || image.height < PNET_CELL) return [];
-    const cv = this.cv;
-    const src = new cv.Mat(image.height, image.width, cv.CV_8UC3);
-    try {
-      src.data.set(image.data);
-      const proposals = await this.proposeWithPnet(src);
-      if (proposals.length === 0) return [];
-      const refined = await this.refine(src, proposals.map((c) => squareBox(c.box)), 'rnet', 24, this.options.thresholds[1]);
-      if (refined.length === 0) return [];
-      return await this.output(src, refined.map((c) => squareBox(c.box)));
-    } finally {
-      src.delete();
-    }
+    const proposals = await this.proposeWithPnet(image);
+    if (proposals.length === 0) return [];
+    const refined = await this.refine(image, proposals.map((c) => squareBox(c.box)));
+    if (refined.length === 0) return [];
+    return await this.output(image, refined.map((c) => squareBox(c.box)));
   }
 
-  private async proposeWithPnet(src: CvMat): Promise<Candidate[]> {
-    const cv = this.cv;
+  private async proposeWithPnet(image: RgbImage): Promise<Candidate[]> {
     const all: Candidate[] = [];
-    for (const scale of this.pyramidScales(Math.min(src.rows, src.cols))) {
-      const w = Math.ceil(src.cols * scale);
-      const h = Math.ceil(src.rows * scale);
-      const input = withMats((track) => {
-        const resized = track(new cv.Mat());
-        cv.resize(src, resized, new cv.Size(w, h), 0, 0, cv.INTER_AREA);
-        return toChw(resized.data, 1, h, w);
-      });
+    // Every pyramid level is an area-averaged (INTER_AREA) resample of the frame itself, taken
+    // from one summed-area table, so the frame is read once rather than once per level.
+    const table = this.integral.build(image);
+    for (const scale of this.pyramidScales(Math.min(image.width, image.height))) {
+      const w = Math.ceil(image.width * scale);
+      const h = Math.ceil(image.height * scale);
+      const input = new Float32Array(3 * h * w);
+      table.resizeToChw(w, h, input, 0);
       const out = await this.sessions.pnet.run({ input: { data: input, dims: [1, 3, h, w] } });
       const prob = requireOutput(out, 'prob', 'pnet');
       const reg = requireOutput(out, 'reg', 'pnet');
@@ -131,8 +126,11 @@ export class MtcnnDetector {
   }
 
   /** R-Net: scores and regresses every candidate in one batch; returns survivors after NMS. */
-  private async refine(src: CvMat, boxes: Box[], stage: 'rnet', size: number, threshold: number): Promise<Candidate[]> {
-    const batch = this.cropBatch(src, boxes, size);
+  private async refine(image: RgbImage, boxes: Box[]): Promise<Candidate[]> {
+    const stage = 'rnet';
+    const size = 24;
+    const threshold = this.options.thresholds[1];
+    const batch = this.cropBatch(image, boxes, size);
     const out = await this.sessions[stage].run({ input: { data: batch, dims: [boxes.length, 3, size, size] } });
     const prob = requireOutput(out, 'prob', stage);
     const reg = requireOutput(out, 'reg', stage);
@@ -150,9 +148,9 @@ export class MtcnnDetector {
   }
 
   /** O-Net: final scores, boxes and the 5 landmarks. */
-  private async output(src: CvMat, boxes: Box[]): Promise<DetectedFace[]> {
+  private async output(image: RgbImage, boxes: Box[]): Promise<DetectedFace[]> {
     const size = 48;
-    const batch = this.cropBatch(src, boxes, size);
+    const batch = this.cropBatch(image, boxes, size);
     const out = await this.sessions.onet.run({ input: { data: batch, dims: [boxes.length, 3, size, size] } });
     const prob = requireOutput(out, 'prob', 'onet');
     const reg = requireOutput(out, 'reg', 'onet');
@@ -175,34 +173,13 @@ export class MtcnnDetector {
   }
 
   /** Crops each box (zero outside the image), resizes to size×size, packs one NCHW batch. */
-  private cropBatch(src: CvMat, boxes: readonly Box[], size: number): Float32Array {
-    const cv = this.cv;
-    const batch = new Float32Array(boxes.length * 3 * size * size);
+  private cropBatch(image: RgbImage, boxes: readonly Box[], size: number): Float32Array {
+    const per = 3 * size * size;
+    const batch = new Float32Array(boxes.length * per);
     boxes.forEach((box, n) => {
-      withMats((track) => {
-        const x1 = Math.round(box.x1);
-        const y1 = Math.round(box.y1);
-        const x2 = Math.max(x1 + 1, Math.round(box.x2));
-        const y2 = Math.max(y1 + 1, Math.round(box.y2));
-        const ix1 = Math.max(0, x1);
-        const iy1 = Math.max(0, y1);
-        const ix2 = Math.min(src.cols, x2);
-        const iy2 = Math.min(src.rows, y2);
-        let crop: CvMat;
-        if (ix2 <= ix1 || iy2 <= iy1) {
-          crop = track(new cv.Mat(size, size, cv.CV_8UC3, [0, 0, 0, 0]));
-        } else {
-          const roi = track(src.roi(new cv.Rect(ix1, iy1, ix2 - ix1, iy2 - iy1)));
-          crop = roi;
-          if (ix1 > x1 || iy1 > y1 || ix2 < x2 || iy2 < y2) {
-            crop = track(new cv.Mat());
-            cv.copyMakeBorder(roi, crop, iy1 - y1, y2 - iy2, ix1 - x1, x2 - ix2, cv.BORDER_CONSTANT, [0, 0, 0, 0]);
-          }
-        }
-        const resized = track(new cv.Mat());
-        cv.resize(crop, resized, new cv.Size(size, size), 0, 0, cv.INTER_AREA);
-        batch.set(toChw(resized.data, 1, size, size), n * 3 * size * size);
-      });
+      const x1 = Math.round(box.x1);
+      const y1 = Math.round(box.y1);
+      cropResizeToChw(image, x1, y1, Math.max(x1 + 1, Math.round(box.x2)), Math.max(y1 + 1, Math.round(box.y2)), size, batch, n * per);
     });
     return batch;
   }
@@ -216,18 +193,23 @@ function applyRegression(b: Box, r: readonly [number, number, number, number]): 
 
 /** Interleaved RGB bytes (HWC) → planar float32 (CHW), values kept 0..255. */
 export function toChw(hwc: Uint8Array, batch: number, h: number, w: number): Float32Array {
-  const plane = h * w;
-  const out = new Float32Array(batch * 3 * plane);
-  for (let n = 0; n < batch; n++) {
-    const src = n * plane * 3;
-    const dst = n * plane * 3;
-    for (let p = 0; p < plane; p++) {
-      out[dst + p] = hwc[src + p * 3] as number;
-      out[dst + plane + p] = hwc[src + p * 3 + 1] as number;
-      out[dst + 2 * plane + p] = hwc[src + p * 3 + 2] as number;
-    }
-  }
+  const per = 3 * h * w;
+  const out = new Float32Array(batch * per);
+  for (let n = 0; n < batch; n++) toChwInto(hwc.subarray(n * per, (n + 1) * per), h, w, out, n * per);
   return out;
+}
+
+/** One h×w HWC RGB image written as CHW float32 into `out` from `offset` (no allocation). */
+function toChwInto(hwc: Uint8Array, h: number, w: number, out: Float32Array, offset: number): void {
+  const plane = h * w;
+  const r = out.subarray(offset, offset + plane);
+  const g = out.subarray(offset + plane, offset + 2 * plane);
+  const b = out.subarray(offset + 2 * plane, offset + 3 * plane);
+  for (let p = 0, s = 0; p < plane; p++, s += 3) {
+    r[p] = hwc[s] as number;
+    g[p] = hwc[s + 1] as number;
+    b[p] = hwc[s + 2] as number;
+  }
 }
 
 function requireOutput(
