@@ -13,6 +13,7 @@ import { type Box, type Point, boxHeight, boxWidth } from '../agent/vision/geome
 import { decodeImage, type RgbImage } from '../agent/vision/image.js';
 import type { DetectedFace } from '../agent/vision/mtcnn.js';
 import { samplePath } from './support/samples.js';
+import { seededRandom } from '../agent/util/seeded-random.js';
 
 interface ExpectedFace {
   /** What the face is, for failure messages. */
@@ -163,17 +164,6 @@ function checkLandmarks(f: DetectedFace, where: string): void {
   }
 }
 
-/** A deterministic pseudo-random generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function image(width: number, height: number, pixel: (x: number, y: number) => [number, number, number]): RgbImage {
   const data = new Uint8Array(width * height * 3);
@@ -233,7 +223,7 @@ describe('MTCNN detector', () => {
 
   it('finds no face in a smooth gradient or in noise', async () => {
     const gradient = image(640, 480, (x, y) => [Math.round((x / 639) * 255), Math.round((y / 479) * 255), 128]);
-    const random = rng(42);
+    const random = seededRandom(42);
     const noise = image(480, 360, () => [random() * 256, random() * 256, random() * 256].map(Math.floor) as [number, number, number]);
     const grey = image(200, 200, () => [128, 128, 128]);
     for (const [name, img] of [['gradient', gradient], ['noise', noise], ['flat grey', grey]] as const) {

@@ -32,6 +32,7 @@ import {
 import type { RgbImage } from '../agent/vision/image.js';
 import { loadOpenCv, type OpenCv } from '../agent/vision/opencv.js';
 import { loadTemplate } from '../agent/vision/templates.js';
+import { seededRandom } from '../agent/util/seeded-random.js';
 
 const close = (actual: number, expected: number, tol: number, what: string): void =>
   assert.ok(Math.abs(actual - expected) <= tol, `${what}: ${actual} differs from ${expected} by more than ${tol}`);
@@ -54,17 +55,6 @@ function compose(m: Affine, n: Affine): Affine {
 
 const IDENTITY: Affine = [1, 0, 0, 0, 1, 0];
 
-/** Deterministic pseudo-random numbers in [0, 1) (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Solves A·x = b (small dense system) by Gaussian elimination with partial pivoting. */
 function solve(A: number[][], b: number[]): number[] {
@@ -108,7 +98,7 @@ describe('similarityTransform', () => {
   });
 
   it('is the least-squares fit when the points are noisy (normal equations)', () => {
-    const random = rng(7);
+    const random = seededRandom(7);
     const truth = similarity(2.3, 0.4, 120, 80);
     const to = FIVE.map((p) => {
       const q = applyAffine(truth, p);
@@ -158,7 +148,7 @@ describe('similarityTransform', () => {
 
 describe('invertAffine', () => {
   it('round-trips general affine transforms and points', () => {
-    const random = rng(11);
+    const random = seededRandom(11);
     for (let n = 0; n < 20; n++) {
       const m = Array.from({ length: 6 }, (_, i) => (i === 2 || i === 5 ? (random() - 0.5) * 400 : (random() - 0.5) * 4)) as Affine;
       if (Math.abs(m[0] * m[4] - m[1] * m[3]) < 0.05) continue;
