@@ -1,11 +1,13 @@
 // The `facegate` command line. Command output (JSON, tables) goes to stdout, logs to stderr.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { resolveDataDir } from './data-dir.js';
 import { formatEvalTable, runVerificationEval } from './evaluation/run-eval.js';
 import { ModelRegistry } from './inference/model-registry.js';
+import { FacegateAgent } from './agent.js';
+import { loadConfig, parseCameraFlag } from './config/load-config.js';
+import { runDemo } from './demo.js';
 import { createLogger } from './logging.js';
 import { projectRoot } from './paths.js';
 import { cosineSimilarity, euclideanDistance } from './recognition/embedder.js';
@@ -17,7 +19,6 @@ import { decodeImage } from './vision/image.js';
 import type { DetectedFace } from './vision/mtcnn.js';
 
 const log = createLogger();
-const require = createRequire(import.meta.url);
 
 /** dlib's published verification threshold, used until `facegate eval` has measured one. */
 const FALLBACK_THRESHOLD = 0.6;
@@ -304,7 +305,12 @@ export function buildCli(): Command {
       const registry = ModelRegistry.load();
       const embedder = flags.model ? registry.get(flags.model) : registry.defaultFor('embedder');
       if (embedder.role !== 'embedder') throw new Error(`model ${embedder.name} is a ${embedder.role}, not an embedder`);
-      const gallery = Gallery.open(resolveDataDir(flags.dataDir));
+      const dataDir = resolveDataDir(flags.dataDir);
+      if (!Gallery.exists(dataDir)) {
+        log.info(`no gallery in ${dataDir} yet (enroll someone with \`facegate enroll\`)`);
+        return flags.json ? printJson({ gallery: null, model: embedder.name, identities: [] }) : undefined;
+      }
+      const gallery = Gallery.open(dataDir);
       try {
         const stale = new Set(gallery.needsReenrollment(embedder.name));
         const rows = gallery.list().map((i) => ({ ...i, needsReenrollment: stale.has(i.name) }));
@@ -331,7 +337,9 @@ export function buildCli(): Command {
     .argument('<name>')
     .option('--data-dir <dir>', 'data directory (default: env FACEGATE_DATA_DIR, else ./.facegate-data)')
     .action((name: string, flags: { dataDir?: string }) => {
-      const gallery = Gallery.open(resolveDataDir(flags.dataDir));
+      const dataDir = resolveDataDir(flags.dataDir);
+      if (!Gallery.exists(dataDir)) throw new Error(`no identity named "${name}": there is no gallery in ${dataDir}`);
+      const gallery = Gallery.open(dataDir);
       try {
         if (!gallery.remove(name)) throw new Error(`no identity named "${name}" in ${gallery.file}`);
         process.stdout.write(`removed ${name.trim()}\n`);
@@ -341,31 +349,36 @@ export function buildCli(): Command {
     });
 
   program
-    .command('demo')
-    .description('detect and embed the faces of a sample photo bundled with @vladmandic/face-api, and compare two of them')
-    .action(async () => {
-      const sample = require.resolve('@vladmandic/face-api/demo/sample1.jpg');
-      await withAnalyzer({}, async (analyzer) => {
-        const img = await decodeImage(sample);
-        const started = performance.now();
-        const faces = await analyzer.analyze(img);
-        const ms = performance.now() - started;
-        log.info(`${basename(sample)}: ${faces.length} faces in ${ms.toFixed(0)} ms (${img.width}×${img.height}, embedder ${analyzer.embedder.entry.name})`);
-        const threshold = analyzer.embedder.entry.threshold ?? FALLBACK_THRESHOLD;
-        printJson({
-          image: sample,
-          faces: faces.map((f, i) => ({
-            index: i,
-            ...faceJson(f),
-            nearest: faces
-              .map((g, j) => ({ j, d: euclideanDistance(f.embedding, g.embedding) }))
-              .filter((x) => x.j !== i)
-              .sort((x, y) => x.d - y.d)
-              .slice(0, 1)
-              .map((x) => ({ face: x.j, distance: round(x.d, 4), samePerson: x.d <= threshold }))[0] ?? null,
-          })),
-        });
+    .command('run')
+    .description('run the agent in the foreground: cameras → recognition → identity events over MQTT')
+    .option('--config <file>', 'YAML configuration file')
+    .option('--camera <name=url>', 'add a camera (repeatable): rtsp://…, a video file (looped; #once plays once) or /dev/videoN', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--mqtt <url>', 'MQTT broker URL (default: an embedded broker on 127.0.0.1:1883)')
+    .option('--data-dir <dir>', 'data directory (default: env FACEGATE_DATA_DIR, else ./.facegate-data)')
+    .option('--model <name>', 'embedder model name')
+    .action(async (flags: { config?: string; camera: string[]; mqtt?: string; dataDir?: string; model?: string }) => {
+      const config = loadConfig(flags.config, {
+        cameras: flags.camera.map(parseCameraFlag),
+        mqttUrl: flags.mqtt,
+        dataDir: flags.dataDir,
+        embedder: flags.model,
       });
+      const agent = new FacegateAgent(config, log);
+      await agent.start();
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      log.info('stopping');
+      await agent.stop();
+    });
+
+  program
+    .command('demo')
+    .description('zero-setup demo: a looped video of the photos in @vladmandic/face-api, their people enrolled, an embedded broker, events printed')
+    .option('--data-dir <dir>', 'where the demo keeps its gallery and video (default: <data dir>/demo)')
+    .action(async (flags: { dataDir?: string }) => {
+      await runDemo(log, { dataDir: flags.dataDir });
     });
 
   return program;

@@ -32,6 +32,23 @@ export interface ModelEntry {
   params?: number;
   macs?: number;
   notes?: string;
+  /** Pruned variants (models/compress): how this file was derived from its parent model. */
+  pruning?: PruningInfo;
+}
+
+export interface PruningInfo {
+  /** The model it was pruned from. */
+  from: string;
+  /** Uniform ratio of conv1 filters removed per residual block; null when per-block ratios are given. */
+  ratio: number | null;
+  /** Per-block ratios (from `facegate models sensitivity`), when not uniform. */
+  perBlock?: Record<string, number>;
+  method: 'l1' | 'reconstruct';
+  /** Calibration faces used by `reconstruct` (null for l1). */
+  calibration: string | null;
+  /** The command that rebuilds the file. */
+  command: string;
+  seconds?: number;
 }
 
 export interface ModelManifest {

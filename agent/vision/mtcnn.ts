@@ -84,12 +84,17 @@ export class MtcnnDetector {
     const all: Candidate[] = [];
     // Every pyramid level is an area-averaged (INTER_AREA) resample of the frame itself, taken
     // from one summed-area table, so the frame is read once rather than once per level.
+    // All levels are made before the first await, so concurrent detect() calls (one per camera)
+    // never see the shared table rebuilt under them.
     const table = this.integral.build(image);
-    for (const scale of this.pyramidScales(Math.min(image.width, image.height))) {
+    const levels = this.pyramidScales(Math.min(image.width, image.height)).map((scale) => {
       const w = Math.ceil(image.width * scale);
       const h = Math.ceil(image.height * scale);
       const input = new Float32Array(3 * h * w);
       table.resizeToChw(w, h, input, 0);
+      return { scale, w, h, input };
+    });
+    for (const { scale, w, h, input } of levels) {
       const out = await this.sessions.pnet.run({ input: { data: input, dims: [1, 3, h, w] } });
       const prob = requireOutput(out, 'prob', 'pnet');
       const reg = requireOutput(out, 'reg', 'pnet');

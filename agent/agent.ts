@@ -1,0 +1,202 @@
+// The running agent: owns the lifecycles of its services — recognition core, gallery, broker
+// connection, cameras and their pipelines — starts them in order and stops them in reverse.
+// A camera that fails stays inside its own source and pipeline; the others keep running.
+import { hostname } from 'node:os';
+import { CameraSource, type CameraStats, type Frame } from './camera/camera-source.js';
+import { resolveFfmpeg } from './camera/ffmpeg-binary.js';
+import type { FacegateConfig } from './config/schema.js';
+import { resolveDataDir } from './data-dir.js';
+import { resolveBroker } from './events/embedded-broker.js';
+import { buildIdentityEvent, type IdentityEvent } from './events/identity-event.js';
+import { MqttPublisher } from './events/mqtt-publisher.js';
+import type { Logger } from './logging.js';
+import { BatchScheduler } from './pipeline/batch-scheduler.js';
+import { CameraPipeline, type PipelineStats } from './pipeline/camera-pipeline.js';
+import type { TrackDecision } from './pipeline/tracker.js';
+import { reembedFromPhotos } from './recognition/enrollment.js';
+import { FaceAnalyzer } from './recognition/face-analyzer.js';
+import { Gallery } from './recognition/gallery.js';
+import { Matcher } from './recognition/matcher.js';
+import type { RgbImage } from './vision/image.js';
+
+export interface AgentEventRecord {
+  event: IdentityEvent;
+  /** Capture → publish, milliseconds. */
+  latencyMs: number;
+}
+
+export interface AgentOptions {
+  /** Called for every identity event after it was handed to MQTT (console output, tests). */
+  onEvent?: (record: AgentEventRecord) => void;
+}
+
+interface RunningCamera {
+  source: CameraSource;
+  pipeline: CameraPipeline;
+}
+
+export class FacegateAgent {
+  readonly agentId: string;
+  readonly dataDir: string;
+  private analyzer: FaceAnalyzer | undefined;
+  private gallery: Gallery | undefined;
+  private matcher: Matcher | undefined;
+  private publisher: MqttPublisher | undefined;
+  private stopBroker: (() => Promise<void>) | undefined;
+  private scheduler: BatchScheduler<RgbImage, Float32Array> | undefined;
+  private readonly cameras = new Map<string, RunningCamera>();
+  private galleryTimer: NodeJS.Timeout | undefined;
+  private readonly latencies: number[] = [];
+  private eventsPublished = 0;
+  brokerUrl = '';
+
+  constructor(
+    readonly config: FacegateConfig,
+    private readonly log: Logger,
+    private readonly options: AgentOptions = {},
+  ) {
+    this.agentId = config.agent.id ?? hostname().replace(/[^A-Za-z0-9_.-]/g, '-');
+    this.dataDir = resolveDataDir(config.dataDir);
+  }
+
+  async start(): Promise<void> {
+    const { config, log } = this;
+    const rec = config.recognition;
+    this.analyzer = await FaceAnalyzer.create({
+      embedder: rec.embedder,
+      detector: { minFaceSize: rec.minFaceSize },
+      flipAverage: rec.flipAverage,
+      log: (line) => log.info(line),
+    });
+    const analyzer = this.analyzer;
+    const model = analyzer.embedder.entry;
+    log.info({ embedder: model.name, provider: analyzer.embedder.provider, template: analyzer.template.name }, 'recognition core ready');
+
+    this.gallery = Gallery.open(this.dataDir, { keepPhotos: config.gallery.keepPhotos });
+    if (config.gallery.keepPhotos) {
+      const { reembedded, needReenrollment } = await reembedFromPhotos(analyzer, this.gallery);
+      if (reembedded.length) log.info({ identities: reembedded }, `re-embedded from kept photos for ${model.name}`);
+      if (needReenrollment.length) log.warn({ identities: needReenrollment }, `identities without photos need re-enrollment for ${model.name}`);
+    } else {
+      const stale = this.gallery.needsReenrollment(model.name);
+      if (stale.length) log.warn({ identities: stale }, `identities enrolled with another model need re-enrollment for ${model.name} (they are not matched)`);
+    }
+    this.matcher = Matcher.forModel(model, { match: rec.matchThreshold, unknown: rec.unknownThreshold });
+    this.matcher.reload(this.gallery, true);
+    log.info({ identities: this.matcher.identities, embeddings: this.matcher.size, dataDir: this.dataDir }, 'gallery loaded');
+    // A running agent sees enrollments made by the CLI or another process.
+    this.galleryTimer = setInterval(() => {
+      try {
+        if (this.gallery && this.matcher?.reload(this.gallery)) log.info({ identities: this.matcher.identities, embeddings: this.matcher.size }, 'gallery changed; reloaded');
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'gallery reload failed');
+      }
+    }, config.gallery.pollSeconds * 1000);
+    this.galleryTimer.unref();
+
+    const broker = await resolveBroker(config.mqtt.url, { port: config.mqtt.embeddedBrokerPort });
+    this.stopBroker = broker.stop;
+    this.brokerUrl = broker.url;
+    if (broker.embedded) log.info({ url: broker.url }, 'no MQTT broker configured: started the embedded broker');
+    this.publisher = MqttPublisher.start(
+      {
+        url: broker.url,
+        username: config.mqtt.username,
+        password: config.mqtt.password,
+        tls: config.mqtt.tls,
+        prefix: config.mqtt.prefix,
+        agentId: this.agentId,
+      },
+      { log: (level, message) => log[level](message) },
+    );
+
+    this.scheduler = new BatchScheduler('embedder', (chips) => analyzer.embedder.embed(chips), { maxBatch: rec.maxBatch, maxWaitMs: rec.maxWaitMs });
+    const ffmpeg = resolveFfmpeg({ configPath: config.ffmpegPath, logger: log });
+    for (const cam of config.cameras.filter((c) => c.enabled)) {
+      try {
+        const source = new CameraSource({ ...cam, ffmpegPath: ffmpeg.path }, log);
+        const pipeline = new CameraPipeline(
+          source,
+          {
+            cv: analyzer.cv,
+            detector: analyzer.detector,
+            template: analyzer.template,
+            embedder: this.scheduler,
+            match: (e) => (this.matcher as Matcher).match(e),
+            onDecision: (camera, decision, frame) => this.publish(camera, decision, frame),
+            log,
+          },
+          { reportUnknown: config.events.reportUnknown, cooldownMs: config.events.cooldownSeconds * 1000, minVotes: config.events.minVotes },
+        );
+        pipeline.start();
+        source.start();
+        this.cameras.set(cam.name, { source, pipeline });
+      } catch (err) {
+        log.error({ camera: cam.name, err: (err as Error).message }, 'camera not started');
+      }
+    }
+    if (this.cameras.size === 0) log.warn('no camera is enabled: add cameras to the config or pass --camera NAME=URL');
+    this.publisher.startStats(config.mqtt.statsIntervalSeconds * 1000, () => this.stats());
+    log.info({ agent: this.agentId, cameras: [...this.cameras.keys()], broker: broker.url, prefix: config.mqtt.prefix }, 'facegate agent running');
+  }
+
+  /** The recognition core (after start()). */
+  get faceAnalyzer(): FaceAnalyzer {
+    if (!this.analyzer) throw new Error('the agent is not started');
+    return this.analyzer;
+  }
+
+  private publish(camera: string, decision: TrackDecision, frame: Frame): void {
+    const event = buildIdentityEvent({
+      agent: this.agentId,
+      camera,
+      trackId: decision.trackId,
+      identity: decision.identity,
+      unknown: decision.unknown,
+      score: decision.score,
+      distance: decision.distance,
+      box: { x: decision.box.x1, y: decision.box.y1, w: decision.box.x2 - decision.box.x1, h: decision.box.y2 - decision.box.y1 },
+      frameTime: frame.capturedAt,
+      model: this.analyzer?.embedder.entry.name ?? 'unknown',
+    });
+    const latencyMs = Date.parse(event.publishTime) - frame.capturedAt;
+    this.latencies.push(latencyMs);
+    if (this.latencies.length > 1000) this.latencies.shift();
+    this.eventsPublished++;
+    this.publisher?.publishIdentity(event).catch((err: unknown) => this.log.warn({ err: (err as Error).message, eventId: event.eventId }, 'identity event not delivered'));
+    this.options.onEvent?.({ event, latencyMs });
+  }
+
+  stats(): Record<string, unknown> {
+    const cameras: Record<string, CameraStats & { pipeline: PipelineStats }> = {};
+    for (const [name, c] of this.cameras) cameras[name] = { ...c.source.stats(), pipeline: { ...c.pipeline.stats } };
+    const sorted = [...this.latencies].sort((a, b) => a - b);
+    const pct = (p: number): number | null => (sorted.length ? (sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number) : null);
+    return {
+      agent: this.agentId,
+      time: new Date().toISOString(),
+      cameras,
+      events: { published: this.eventsPublished, latencyMs: { p50: pct(0.5), p95: pct(0.95) } },
+      inference: {
+        embedder: this.analyzer?.embedder.entry.name,
+        provider: this.analyzer?.embedder.provider,
+        batches: this.scheduler?.stats,
+      },
+      gallery: { identities: this.matcher?.identities ?? 0, embeddings: this.matcher?.size ?? 0 },
+      process: { rssBytes: process.memoryUsage().rss, heapUsedBytes: process.memoryUsage().heapUsed },
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.galleryTimer) clearInterval(this.galleryTimer);
+    await Promise.all([...this.cameras.values()].map(async (c) => {
+      c.pipeline.stop();
+      await c.source.stop();
+    }));
+    this.cameras.clear();
+    await this.publisher?.stop();
+    await this.stopBroker?.();
+    this.gallery?.close();
+    await this.analyzer?.close();
+  }
+}

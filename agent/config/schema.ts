@@ -1,0 +1,67 @@
+// The agent's configuration: one schema, validated once at the edge (file, flags, env), strict
+// so a misspelt key is an error rather than a setting that silently does nothing.
+import { z } from 'zod';
+
+const cameraName = z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only (it is an MQTT topic level)');
+
+export const cameraSchema = z
+  .object({
+    name: cameraName,
+    /** rtsp://…, a local video file (looped; add #once to play once), or /dev/videoN. */
+    url: z.string().min(1),
+    enabled: z.boolean().default(true),
+    fps: z.number().positive().max(60).default(5),
+    width: z.number().int().positive().default(1280),
+    height: z.number().int().positive().default(720),
+    transport: z.enum(['tcp', 'udp']).default('tcp'),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    agent: z.object({ id: z.string().regex(/^[A-Za-z0-9_.-]+$/).optional() }).strict().default({}),
+    dataDir: z.string().optional(),
+    ffmpegPath: z.string().optional(),
+    cameras: z.array(cameraSchema).default([]),
+    mqtt: z
+      .object({
+        /** Empty: an embedded broker on 127.0.0.1:1883. */
+        url: z.string().optional(),
+        username: z.string().optional(),
+        password: z.string().optional(),
+        prefix: z.string().regex(/^[^#+/]+$/).default('facegate'),
+        tls: z
+          .object({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional(), rejectUnauthorized: z.boolean().default(true) })
+          .strict()
+          .optional(),
+        statsIntervalSeconds: z.number().positive().default(30),
+        embeddedBrokerPort: z.number().int().min(0).max(65535).default(1883),
+      })
+      .strict()
+      .default({ prefix: 'facegate', statsIntervalSeconds: 30, embeddedBrokerPort: 1883 }),
+    recognition: z
+      .object({
+        embedder: z.string().optional(),
+        minFaceSize: z.number().min(12).default(40),
+        flipAverage: z.boolean().default(true),
+        matchThreshold: z.number().positive().optional(),
+        unknownThreshold: z.number().positive().optional(),
+        maxBatch: z.number().int().positive().max(64).default(8),
+        maxWaitMs: z.number().min(0).max(1000).default(15),
+      })
+      .strict()
+      .default({ minFaceSize: 40, flipAverage: true, maxBatch: 8, maxWaitMs: 15 }),
+    events: z
+      .object({
+        reportUnknown: z.boolean().default(true),
+        cooldownSeconds: z.number().min(0).default(30),
+        minVotes: z.number().int().positive().default(3),
+      })
+      .strict()
+      .default({ reportUnknown: true, cooldownSeconds: 30, minVotes: 3 }),
+    gallery: z.object({ keepPhotos: z.boolean().default(false), pollSeconds: z.number().positive().default(2) }).strict().default({ keepPhotos: false, pollSeconds: 2 }),
+  })
+  .strict();
+
+export type FacegateConfig = z.infer<typeof configSchema>;
+export type CameraSettings = z.infer<typeof cameraSchema>;

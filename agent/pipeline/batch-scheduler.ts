@@ -1,0 +1,98 @@
+// One scheduler per model, shared by every camera: requests are collected into one batch up to
+// `maxBatch` items or `maxWaitMs`, whichever comes first, so N cameras cost fewer, larger runs.
+// Bounded: beyond `maxPending` waiting items a request is refused at once (the caller drops that
+// frame's work), never queued.
+
+export interface BatchSchedulerOptions {
+  maxBatch: number;
+  maxWaitMs: number;
+  /** Most items waiting for a run; default 4 × maxBatch. */
+  maxPending?: number;
+}
+
+export interface BatchStats {
+  runs: number;
+  items: number;
+  refused: number;
+  /** Histogram: batch size → runs. */
+  sizes: Record<number, number>;
+  lastRunMs: number;
+}
+
+export class SchedulerFullError extends Error {
+  constructor(name: string, pending: number) {
+    super(`${name}: ${pending} requests already waiting; request refused`);
+    this.name = 'SchedulerFullError';
+  }
+}
+
+interface Waiting<I, O> {
+  item: I;
+  resolve: (o: O) => void;
+  reject: (e: unknown) => void;
+}
+
+export class BatchScheduler<I, O> {
+  private queue: Waiting<I, O>[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  readonly stats: BatchStats = { runs: 0, items: 0, refused: 0, sizes: {}, lastRunMs: 0 };
+  private readonly maxPending: number;
+
+  constructor(
+    readonly name: string,
+    private readonly runBatch: (items: I[]) => Promise<O[]>,
+    private readonly options: BatchSchedulerOptions,
+  ) {
+    if (!(options.maxBatch >= 1)) throw new Error(`${name}: maxBatch must be ≥ 1`);
+    this.maxPending = options.maxPending ?? options.maxBatch * 4;
+  }
+
+  submit(item: I): Promise<O> {
+    if (this.queue.length >= this.maxPending) {
+      this.stats.refused++;
+      return Promise.reject(new SchedulerFullError(this.name, this.queue.length));
+    }
+    return new Promise<O>((resolve, reject) => {
+      this.queue.push({ item, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** Submits several items that belong together (one frame's faces). */
+  submitAll(items: readonly I[]): Promise<O[]> {
+    return Promise.all(items.map((i) => this.submit(i)));
+  }
+
+  private schedule(): void {
+    if (this.running) return; // the running batch re-schedules when it ends
+    if (this.queue.length >= this.options.maxBatch) {
+      this.flush();
+    } else if (!this.timer) {
+      this.timer = setTimeout(() => this.flush(), this.options.maxWaitMs);
+    }
+  }
+
+  private flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.running || this.queue.length === 0) return;
+    const batch = this.queue.splice(0, this.options.maxBatch);
+    this.running = true;
+    const started = performance.now();
+    this.runBatch(batch.map((w) => w.item)).then(
+      (outputs) => {
+        if (outputs.length !== batch.length) throw new Error(`${this.name}: batch of ${batch.length} returned ${outputs.length} results`);
+        batch.forEach((w, i) => w.resolve(outputs[i] as O));
+      },
+      (err: unknown) => batch.forEach((w) => w.reject(err)),
+    ).catch((err: unknown) => batch.forEach((w) => w.reject(err))).finally(() => {
+      this.stats.runs++;
+      this.stats.items += batch.length;
+      this.stats.sizes[batch.length] = (this.stats.sizes[batch.length] ?? 0) + 1;
+      this.stats.lastRunMs = performance.now() - started;
+      this.running = false;
+      if (this.queue.length > 0) this.schedule();
+    });
+  }
+}

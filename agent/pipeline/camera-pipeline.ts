@@ -1,0 +1,94 @@
+// One camera's path from frame to event: latest frame only → detect → align → embed (through the
+// shared batch scheduler) → match → track → identity events. A failing frame is logged and
+// counted; it never ends the stream.
+import type { Subscription } from 'rxjs';
+import type { CameraSource, Frame } from '../camera/camera-source.js';
+import type { Logger } from '../logging.js';
+import type { MatchResult } from '../recognition/matcher.js';
+import { alignmentTransform, type ChipTemplate, warpChips } from '../vision/align.js';
+import type { RgbImage } from '../vision/image.js';
+import type { MtcnnDetector } from '../vision/mtcnn.js';
+import type { OpenCv } from '../vision/opencv.js';
+import { type BatchScheduler, SchedulerFullError } from './batch-scheduler.js';
+import { latestOnly } from './latest-only.js';
+import { FaceTracker, type TrackDecision, type TrackerOptions } from './tracker.js';
+
+export interface PipelineDeps {
+  cv: OpenCv;
+  detector: MtcnnDetector;
+  template: ChipTemplate;
+  embedder: BatchScheduler<RgbImage, Float32Array>;
+  /** The current matcher (it may be reloaded when the gallery changes). */
+  match: (embedding: Float32Array) => MatchResult;
+  onDecision: (camera: string, decision: TrackDecision, frame: Frame) => void;
+  log: Logger;
+}
+
+export interface PipelineStats {
+  framesProcessed: number;
+  framesFailed: number;
+  facesDetected: number;
+  embedsRefused: number;
+  /** Milliseconds from capture to the end of processing, last frame. */
+  lastLatencyMs: number;
+  activeTracks: number;
+}
+
+export class CameraPipeline {
+  private subscription: Subscription | undefined;
+  private readonly tracker: FaceTracker;
+  readonly stats: PipelineStats = { framesProcessed: 0, framesFailed: 0, facesDetected: 0, embedsRefused: 0, lastLatencyMs: 0, activeTracks: 0 };
+
+  constructor(
+    readonly camera: CameraSource,
+    private readonly deps: PipelineDeps,
+    trackerOptions: Partial<TrackerOptions> = {},
+  ) {
+    this.tracker = new FaceTracker(camera.config.name, trackerOptions);
+  }
+
+  start(): void {
+    if (this.subscription) return;
+    this.subscription = this.camera.frames$
+      .pipe(latestOnly((frame) => this.process(frame), () => this.camera.countDropped(1)))
+      .subscribe({ error: (err: unknown) => this.deps.log.error({ camera: this.camera.config.name, err }, 'camera pipeline ended') });
+  }
+
+  stop(): void {
+    this.subscription?.unsubscribe();
+    this.subscription = undefined;
+  }
+
+  /** Never rejects: a frame that fails is logged and counted. */
+  private async process(frame: Frame): Promise<void> {
+    const { deps } = this;
+    try {
+      const image: RgbImage = { width: frame.width, height: frame.height, data: frame.data };
+      const faces = await deps.detector.detect(image);
+      this.stats.facesDetected += faces.length;
+      const transforms = faces.map((f) => alignmentTransform(f.landmarks, deps.template));
+      const chips = warpChips(deps.cv, image, transforms, deps.template.width, deps.template.height);
+      let embeddings: Float32Array[];
+      try {
+        embeddings = await deps.embedder.submitAll(chips);
+      } catch (err) {
+        if (!(err instanceof SchedulerFullError)) throw err;
+        this.stats.embedsRefused++;
+        this.camera.countDropped(1);
+        return;
+      }
+      const observations = faces.map((f, i) => {
+        const m = deps.match(embeddings[i] as Float32Array);
+        return { box: f.box, detectionScore: f.score, identity: m.identity, unknown: m.unknown, distance: m.distance };
+      });
+      for (const decision of this.tracker.update(frame.capturedAt, observations)) deps.onDecision(this.camera.config.name, decision, frame);
+      this.camera.countAnalysed(1);
+      this.stats.framesProcessed++;
+      this.stats.lastLatencyMs = Date.now() - frame.capturedAt;
+      this.stats.activeTracks = this.tracker.activeTracks;
+    } catch (err) {
+      this.stats.framesFailed++;
+      deps.log.warn({ camera: this.camera.config.name, seq: frame.seq, err: (err as Error).message }, 'frame failed');
+    }
+  }
+}

@@ -1,0 +1,82 @@
+// Enrollment from image files: every image must hold exactly one face; the embeddings of all images
+// are computed first and written in one transaction, so a bad image leaves the gallery untouched.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { decodeImage } from '../vision/image.js';
+import type { FaceAnalyzer } from './face-analyzer.js';
+import type { EnrollItem, Gallery } from './gallery.js';
+
+export interface EnrolledImage {
+  file: string;
+  box: { x: number; y: number; w: number; h: number };
+  score: number;
+}
+
+/** One embedding per image, or an error naming every image that has zero or several faces. */
+export async function embedEnrollmentImages(analyzer: FaceAnalyzer, files: readonly string[], keepPhotos: boolean): Promise<{ items: EnrollItem[]; images: EnrolledImage[] }> {
+  if (files.length === 0) throw new Error('no images given');
+  const model = analyzer.embedder.entry.name;
+  const items: EnrollItem[] = [];
+  const images: EnrolledImage[] = [];
+  const problems: string[] = [];
+  for (const file of files) {
+    const faces = await analyzer.analyze(await decodeImage(file));
+    if (faces.length !== 1) {
+      problems.push(faces.length === 0 ? `${file}: no face found` : `${file}: ${faces.length} faces found`);
+      continue;
+    }
+    const face = faces[0] as (typeof faces)[number];
+    items.push({ embedding: face.embedding, model, source: basename(file), ...(keepPhotos ? { photo: readFileSync(file) } : {}) });
+    images.push({
+      file,
+      box: { x: face.box.x1, y: face.box.y1, w: face.box.x2 - face.box.x1, h: face.box.y2 - face.box.y1 },
+      score: face.score,
+    });
+  }
+  if (problems.length > 0) {
+    throw new Error(`enrollment needs exactly one face per image; nothing was enrolled: ${problems.join('; ')}`);
+  }
+  return { items, images };
+}
+
+export async function enrollFromImages(analyzer: FaceAnalyzer, gallery: Gallery, name: string, files: readonly string[]): Promise<EnrolledImage[]> {
+  const { items, images } = await embedEnrollmentImages(analyzer, files, gallery.keepPhotos);
+  gallery.enroll(name, items);
+  return images;
+}
+
+/**
+ * For every identity with no embedding of the analyzer's model: re-embeds its kept photos (only
+ * those that still show exactly one face) and stores the new embeddings. Identities without usable
+ * photos are returned in `needReenrollment` (the caller logs them and reports them in stats).
+ */
+export async function reembedFromPhotos(analyzer: FaceAnalyzer, gallery: Gallery): Promise<{ reembedded: string[]; needReenrollment: string[] }> {
+  const model = analyzer.embedder.entry.name;
+  const reembedded: string[] = [];
+  const needReenrollment: string[] = [];
+  for (const name of gallery.needsReenrollment(model)) {
+    const seen = new Set<string>();
+    const items: EnrollItem[] = [];
+    for (const p of gallery.photosFor(name)) {
+      const key = createHash('sha256').update(p.photo).digest('hex');
+      if (seen.has(key)) continue; // the same photo kept for several models
+      seen.add(key);
+      let faces: Awaited<ReturnType<FaceAnalyzer['analyze']>>;
+      try {
+        faces = await analyzer.analyze(await decodeImage(p.photo, `${name}/${p.source}`));
+      } catch {
+        continue;
+      }
+      const face = faces[0];
+      if (faces.length === 1 && face) items.push({ embedding: face.embedding, model, photo: p.photo, source: p.source });
+    }
+    if (items.length > 0) {
+      gallery.enroll(name, items);
+      reembedded.push(name);
+    } else {
+      needReenrollment.push(name);
+    }
+  }
+  return { reembedded, needReenrollment };
+}

@@ -1,0 +1,317 @@
+// `--method reconstruct`: pruning with accuracy recovered without retraining (ThiNet, Luo et al.
+// 2017; He et al. 2017 "Channel Pruning for Accelerating Very Deep Neural Networks").
+//
+// Block by block from the input side, with the blocks before already pruned:
+//   1. run the PRUNED network on the calibration chips up to this block: X = the input of conv2
+//      (all conv1 channels, computed from the pruned network's own activations) and S = the
+//      shortcut value entering the block's Add;
+//   2. run the ORIGINAL network up to this block: T = its Add output (pre-activation block output);
+//   3. at sampled output positions, the regression target is y = T − S and the regressors are
+//      conv2's receptive field of X (channels × taps) plus a constant; accumulate the normal
+//      equations G = AᵀA and AᵀY in Float64 over all output channels at once;
+//   4. choose the channels to keep: the largest contributions wᶜᵀ G_cc wᶜ of each channel's
+//      original conv2 weights (its share of the block output energy on the calibration data);
+//   5. re-fit conv2 (weights + bias) on the kept channels by ridge least squares (Cholesky on the
+//      sub-matrix of G), and drop the other conv1 filters (pruneBlock).
+// Blocks with ratio 0 behind pruned ones are re-fitted too (their input has changed).
+import { GraphBuilder, type GraphNode, type Initializer, type ModelInfo } from '../onnx/graph-builder.js';
+import { type ChipSet, chipBatch, openTap, type Tap } from './activations.js';
+import { accumulateGram, solveNormalEquations, subMatrix, symmetrize } from './linalg.js';
+import { type BlockRatios, checkRatios, findBlocks, keepTopScores, mergeInfo, prunedCount, pruneBlock, ratioFor, type ResidualBlock } from './prune.js';
+
+export interface ReconstructOptions {
+  /** Most sampled output positions per block (rows of the regression). */
+  maxSamples?: number;
+  /** Ridge, relative to the mean diagonal of G. */
+  ridge?: number;
+  seed?: number;
+  batch?: number;
+  /** Re-fit conv2 of unpruned blocks behind pruned ones too (default true). */
+  refitUnpruned?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface BlockReport {
+  block: string;
+  kept: number;
+  of: number;
+  samples: number;
+  unknowns: number;
+  /** Relative squared error ‖ŷ − y‖² / ‖y − ȳ‖² on the calibration samples: plain slice vs re-fit. */
+  errSlice: number;
+  errRefit: number;
+  seconds: number;
+}
+
+/** Deterministic PRNG (mulberry32). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface BlockTaps {
+  conv2Input: string;
+  shortcut: string;
+  add: string;
+  conv2: GraphNode;
+}
+
+/** Value names around a block: conv2's input, the shortcut entering the Add, the Add output. */
+export function blockTaps(g: GraphBuilder, block: ResidualBlock): BlockTaps {
+  const conv2 = g.nodes.find((n) => n.name === block.conv2) as GraphNode;
+  const add = g.nodes.find((n) => n.name === `${block.name}/add`);
+  if (!add || add.opType !== 'Add') throw new Error(`${block.name}: no Add node named ${block.name}/add`);
+  const producer = new Map<string, GraphNode>();
+  for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
+  const onConvPath = (v: string): boolean => (producer.get(v)?.name ?? '').startsWith(block.conv2);
+  const convIn = add.inputs.find(onConvPath);
+  const shortcut = add.inputs.find((v) => !onConvPath(v));
+  if (!convIn || !shortcut) throw new Error(`${block.name}: cannot tell the conv path from the shortcut at ${add.name}`);
+  return { conv2Input: conv2.inputs[0] as string, shortcut, add: add.outputs[0] as string, conv2 };
+}
+
+function convGeometry(node: GraphNode, w: Initializer): { kh: number; kw: number; stride: number; padTop: number; padLeft: number } {
+  const pads = (node.attributes.pads as number[] | undefined) ?? [0, 0, 0, 0];
+  const strides = (node.attributes.strides as number[] | undefined) ?? [1, 1];
+  if (strides[0] !== strides[1]) throw new Error(`${node.name}: non-square strides`);
+  return { kh: w.dims[2] as number, kw: w.dims[3] as number, stride: strides[0] as number, padTop: pads[0] as number, padLeft: pads[1] as number };
+}
+
+/**
+ * Accumulates the normal equations of one block over the chip set. Returns G (n×n), AᵀY (n×Cout),
+ * Σy, Σy² per output channel and the number of rows; n = inner·kh·kw + 1 (last: the constant).
+ */
+async function normalEquations(
+  original: Tap,
+  pruned: Tap,
+  taps: { orig: BlockTaps; pruned: BlockTaps },
+  block: ResidualBlock,
+  w2: Initializer,
+  node: GraphNode,
+  chips: ChipSet,
+  opts: Required<Omit<ReconstructOptions, 'log' | 'refitUnpruned'>>,
+): Promise<{ g: Float64Array; aty: Float64Array; n: number; cout: number; rows: number; ySum: Float64Array; ySq: Float64Array }> {
+  const geo = convGeometry(node, w2);
+  const cout = w2.dims[0] as number;
+  const inner = block.inner;
+  const kk = geo.kh * geo.kw;
+  const n = inner * kk + 1;
+  const g = new Float64Array(n * n);
+  const aty = new Float64Array(n * cout);
+  const ySum = new Float64Array(cout);
+  const ySq = new Float64Array(cout);
+  const a = new Float64Array(n);
+  const y = new Float64Array(cout);
+  const random = rng(opts.seed);
+  let rows = 0;
+  for (let start = 0; start < chips.count; start += opts.batch) {
+    const end = Math.min(chips.count, start + opts.batch);
+    const input = chipBatch(chips, start, end);
+    const [o, p] = [await original.run(input, end - start), await pruned.run(input, end - start)];
+    const x = p[taps.pruned.conv2Input] as { data: Float32Array; dims: readonly number[] };
+    const s = p[taps.pruned.shortcut] as { data: Float32Array; dims: readonly number[] };
+    const t = o[taps.orig.add] as { data: Float32Array; dims: readonly number[] };
+    const [, cx = 0, hx = 0, wx = 0] = x.dims;
+    const [, , ht = 0, wt = 0] = t.dims;
+    if (cx !== inner) throw new Error(`${block.name}: conv2 input has ${cx} channels, expected ${inner}`);
+    // conv2's own output grid (the Add may be larger when the conv path is zero-padded).
+    const ho = Math.floor((hx + 2 * geo.padTop - geo.kh) / geo.stride) + 1;
+    const wo = Math.floor((wx + 2 * geo.padLeft - geo.kw) / geo.stride) + 1;
+    const perImage = Math.max(1, Math.ceil(opts.maxSamples / chips.count));
+    for (let b = 0; b < end - start; b++) {
+      // Positions of this image: all of them, or a random subset.
+      const all = ho * wo;
+      const picks: number[] = [];
+      if (all <= perImage) for (let q = 0; q < all; q++) picks.push(q);
+      else {
+        const chosen = new Set<number>();
+        while (chosen.size < perImage) chosen.add(Math.floor(random() * all));
+        picks.push(...[...chosen].sort((u, v) => u - v));
+      }
+      for (const q of picks) {
+        const oy = Math.floor(q / wo);
+        const ox = q % wo;
+        for (let c = 0; c < inner; c++) {
+          const base = (b * cx + c) * hx * wx;
+          for (let ky = 0; ky < geo.kh; ky++) {
+            const iy = oy * geo.stride - geo.padTop + ky;
+            for (let kx = 0; kx < geo.kw; kx++) {
+              const ix = ox * geo.stride - geo.padLeft + kx;
+              a[c * kk + ky * geo.kw + kx] = iy >= 0 && iy < hx && ix >= 0 && ix < wx ? (x.data[base + iy * wx + ix] as number) : 0;
+            }
+          }
+        }
+        a[n - 1] = 1;
+        for (let oc = 0; oc < cout; oc++) {
+          const idx = ((b * cout + oc) * ht + oy) * wt + ox;
+          const v = (t.data[idx] as number) - (s.data[idx] as number);
+          y[oc] = v;
+          ySum[oc] = (ySum[oc] as number) + v;
+          ySq[oc] = (ySq[oc] as number) + v * v;
+        }
+        accumulateGram(g, a, n);
+        for (let i = 0; i < n; i++) {
+          const ai = a[i] as number;
+          if (ai === 0) continue;
+          const row = i * cout;
+          for (let oc = 0; oc < cout; oc++) aty[row + oc] = (aty[row + oc] as number) + ai * (y[oc] as number);
+        }
+        rows++;
+      }
+    }
+  }
+  symmetrize(g, n);
+  return { g, aty, n, cout, rows, ySum, ySq };
+}
+
+/** ‖Aw − y‖² summed over outputs, from the normal equations: wᵀGw − 2wᵀAᵀy + Σy². */
+function residual(g: Float64Array, n: number, aty: Float64Array, cout: number, ySq: Float64Array, idx: readonly number[], weights: Float64Array[]): number {
+  let total = 0;
+  for (let oc = 0; oc < cout; oc++) {
+    const w = weights[oc] as Float64Array;
+    let quad = 0;
+    let lin = 0;
+    for (let i = 0; i < idx.length; i++) {
+      const wi = w[i] as number;
+      if (wi === 0) continue;
+      const gi = (idx[i] as number) * n;
+      let s = 0;
+      for (let j = 0; j < idx.length; j++) s += (g[gi + (idx[j] as number)] as number) * (w[j] as number);
+      quad += wi * s;
+      lin += wi * (aty[(idx[i] as number) * cout + oc] as number);
+    }
+    total += quad - 2 * lin + (ySq[oc] as number);
+  }
+  return total;
+}
+
+export interface ReconstructResult {
+  bytes: Uint8Array;
+  kept: Record<string, number[]>;
+  blocks: BlockReport[];
+  seconds: number;
+}
+
+/** Prunes `bytes` with per-block `ratios`, re-fitting every conv2 on the calibration chips. */
+export async function pruneReconstruct(bytes: Uint8Array, ratios: BlockRatios, chips: ChipSet, options: ReconstructOptions = {}, info?: Partial<ModelInfo>): Promise<ReconstructResult> {
+  const started = performance.now();
+  const opts = { maxSamples: options.maxSamples ?? 6000, ridge: options.ridge ?? 1e-3, seed: options.seed ?? 1, batch: options.batch ?? 16 };
+  const log = options.log ?? (() => {});
+  const origGraph = GraphBuilder.fromBytes(bytes).graph;
+  checkRatios(origGraph, ratios);
+  let current = GraphBuilder.fromBytes(bytes);
+  const blocks = findBlocks(current.graph);
+  const kept: Record<string, number[]> = {};
+  const reports: BlockReport[] = [];
+  let upstreamChanged = false;
+  for (const block of blocks) {
+    const remove = prunedCount(block.inner, ratioFor(ratios, block.name));
+    if (remove === 0 && (!upstreamChanged || options.refitUnpruned === false)) continue;
+    const t0 = performance.now();
+    const currentBytes = current.graph.toBytes(current.info);
+    const origBlock = findBlocks(origGraph).find((b) => b.name === block.name) as ResidualBlock;
+    const taps = { orig: blockTaps(origGraph, origBlock), pruned: blockTaps(current.graph, block) };
+    const original = await openTap(bytes, [taps.orig.add], chips);
+    const pruned = await openTap(currentBytes, [taps.pruned.conv2Input, taps.pruned.shortcut], chips);
+    const w2 = current.graph.initializers.get(block.w2) as Initializer;
+    let eq: Awaited<ReturnType<typeof normalEquations>>;
+    try {
+      eq = await normalEquations(original, pruned, taps, block, w2, taps.pruned.conv2, chips, opts);
+    } finally {
+      await original.release();
+      await pruned.release();
+    }
+    const { g, aty, n, cout, rows, ySum, ySq } = eq;
+    const kk = (w2.dims[2] as number) * (w2.dims[3] as number);
+    const inner = block.inner;
+    const w2d = w2.data as Float32Array;
+    const b2d = block.b2 ? ((current.graph.initializers.get(block.b2) as Initializer).data as Float32Array) : new Float32Array(cout);
+    // Channel contributions wᶜᵀ G_cc wᶜ with the current weights.
+    const energy: number[] = [];
+    for (let c = 0; c < inner; c++) {
+      let e = 0;
+      for (let oc = 0; oc < cout; oc++) {
+        for (let t1 = 0; t1 < kk; t1++) {
+          const w1 = w2d[(oc * inner + c) * kk + t1] as number;
+          if (w1 === 0) continue;
+          let s = 0;
+          for (let t2 = 0; t2 < kk; t2++) s += (g[(c * kk + t1) * n + c * kk + t2] as number) * (w2d[(oc * inner + c) * kk + t2] as number);
+          e += w1 * s;
+        }
+      }
+      energy.push(e);
+    }
+    const keep = remove === 0 ? Array.from({ length: inner }, (_, i) => i) : keepTopScores(energy, inner - remove);
+    const idx = [...keep.flatMap((c) => Array.from({ length: kk }, (_, t) => c * kk + t)), n - 1];
+    const sub = subMatrix(g, n, idx);
+    const rhs = Array.from({ length: cout }, (_, oc) => Float64Array.from(idx, (i) => aty[i * cout + oc] as number));
+    const solved = solveNormalEquations(sub, idx.length, rhs, opts.ridge);
+    // Errors on the calibration samples: the sliced original weights vs the re-fit.
+    const sliced = Array.from({ length: cout }, (_, oc) =>
+      Float64Array.from(idx, (i) => (i === n - 1 ? (b2d[oc] as number) : (w2d[(oc * inner + Math.floor(i / kk)) * kk + (i % kk)] as number))),
+    );
+    let variance = 0;
+    for (let oc = 0; oc < cout; oc++) variance += (ySq[oc] as number) - (ySum[oc] as number) ** 2 / Math.max(1, rows);
+    const errSlice = residual(g, n, aty, cout, ySq, idx, sliced) / variance;
+    const errRefit = residual(g, n, aty, cout, ySq, idx, solved) / variance;
+    const weight = new Float32Array(cout * keep.length * kk);
+    const bias = new Float32Array(cout);
+    for (let oc = 0; oc < cout; oc++) {
+      const x = solved[oc] as Float64Array;
+      for (let k = 0; k < keep.length * kk; k++) weight[oc * keep.length * kk + k] = x[k] as number;
+      bias[oc] = x[idx.length - 1] as number;
+    }
+    pruneBlock(current.graph, block, keep, { weight, bias });
+    if (remove > 0) kept[block.name] = keep;
+    upstreamChanged = true;
+    const seconds = (performance.now() - t0) / 1000;
+    reports.push({ block: block.name, kept: keep.length, of: inner, samples: rows, unknowns: idx.length, errSlice, errRefit, seconds });
+    log(`${block.name}: kept ${keep.length}/${inner}, ${rows} samples × ${idx.length} unknowns, relative error ${errSlice.toFixed(4)} (sliced) → ${errRefit.toFixed(4)} (re-fit), ${seconds.toFixed(1)} s`);
+    current = GraphBuilder.fromBytes(current.graph.toBytes(current.info));
+  }
+  return { bytes: current.graph.toBytes(mergeInfo(current.info, info)), kept, blocks: reports, seconds: (performance.now() - started) / 1000 };
+}
+
+/**
+ * Relative error ‖T_pruned − T_orig‖² / ‖T_orig − mean‖² of a block's Add output over a chip set
+ * (both networks run end to end up to the block).
+ */
+export async function blockOutputError(origBytes: Uint8Array, prunedBytes: Uint8Array, blockName: string, chips: ChipSet, batch = 16): Promise<number> {
+  const name = (b: Uint8Array): string => {
+    const { graph } = GraphBuilder.fromBytes(b);
+    const block = findBlocks(graph).find((x) => x.name === blockName);
+    if (!block) throw new Error(`no block ${blockName}`);
+    return blockTaps(graph, block).add;
+  };
+  const a = await openTap(origBytes, [name(origBytes)], chips);
+  const b = await openTap(prunedBytes, [name(prunedBytes)], chips);
+  let err = 0;
+  let sum = 0;
+  let sq = 0;
+  let count = 0;
+  try {
+    for (let start = 0; start < chips.count; start += batch) {
+      const end = Math.min(chips.count, start + batch);
+      const input = chipBatch(chips, start, end);
+      const ta = Object.values(await a.run(input, end - start))[0]?.data as Float32Array;
+      const tb = Object.values(await b.run(input, end - start))[0]?.data as Float32Array;
+      for (let i = 0; i < ta.length; i++) {
+        const d = (ta[i] as number) - (tb[i] as number);
+        err += d * d;
+        sum += ta[i] as number;
+        sq += (ta[i] as number) ** 2;
+      }
+      count += ta.length;
+    }
+  } finally {
+    await a.release();
+    await b.release();
+  }
+  return err / (sq - (sum * sum) / count);
+}
