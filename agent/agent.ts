@@ -182,7 +182,12 @@ export class FacegateAgent {
         provider: this.analyzer?.embedder.provider,
         batches: this.scheduler?.stats,
       },
-      gallery: { identities: this.matcher?.identities ?? 0, embeddings: this.matcher?.size ?? 0 },
+      gallery: {
+        identities: this.matcher?.identities ?? 0,
+        embeddings: this.matcher?.size ?? 0,
+        // Enrolled with another embedder only: not matched until re-enrolled (or re-embedded).
+        needReenrollment: this.gallery && this.analyzer ? this.gallery.needsReenrollment(this.analyzer.embedder.entry.name) : [],
+      },
       process: { rssBytes: process.memoryUsage().rss, heapUsedBytes: process.memoryUsage().heapUsed },
     };
   }
