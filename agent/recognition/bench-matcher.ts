@@ -1,22 +1,12 @@
 // Matcher search cost against gallery size: `npm run bench:matcher` prints a table of the time of
 // one match() over 100, 1,000 and 10,000 random unit-length 128-d embeddings (10 per identity).
 import os from 'node:os';
+import { seededRandom } from '../util/seeded-random.js';
 import { Matcher } from './matcher.js';
 
 const DIMS = 128;
 const SIZES = [100, 1_000, 10_000];
 
-/** Deterministic pseudo-random numbers (mulberry32), so runs are comparable. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function unitVector(rand: () => number): Float32Array {
   const v = new Float32Array(DIMS);
@@ -30,7 +20,7 @@ function unitVector(rand: () => number): Float32Array {
   return v;
 }
 
-const rand = rng(42);
+const rand = seededRandom(42);
 const rows: string[][] = [['kernel', 'embeddings', 'identities', 'per match (µs)', 'p95 (µs)', 'ns per embedding']];
 for (const simd of [true, false])
 for (const size of SIZES) {
