@@ -110,7 +110,12 @@ export class FacegateAgent {
       { log: (level, message) => log[level](message) },
     );
 
-    this.scheduler = new BatchScheduler('embedder', (chips) => analyzer.embedder.embed(chips), { maxBatch: rec.maxBatch, maxWaitMs: rec.maxWaitMs });
+    this.scheduler = new BatchScheduler('embedder', (chips) => analyzer.embedder.embed(chips), {
+      maxBatch: rec.maxBatch,
+      maxWaitMs: rec.maxWaitMs,
+      // Waiting only pays when another camera's faces are on their way.
+      moreComing: () => [...this.cameras.values()].some((c) => c.pipeline.busy),
+    });
     const ffmpeg = resolveFfmpeg({ configPath: config.ffmpegPath, logger: log });
     for (const cam of config.cameras.filter((c) => c.enabled)) {
       try {
@@ -195,8 +200,8 @@ export class FacegateAgent {
   async stop(): Promise<void> {
     if (this.galleryTimer) clearInterval(this.galleryTimer);
     await Promise.all([...this.cameras.values()].map(async (c) => {
-      c.pipeline.stop();
       await c.source.stop();
+      await c.pipeline.stop();
     }));
     this.cameras.clear();
     await this.publisher?.stop();

@@ -62,6 +62,25 @@ describe('BatchScheduler', () => {
     assert.deepEqual(runs, [[1, 2], [3, 4]]);
   });
 
+  it('runs a partial batch at once when no more requests are coming, keeping a frame\'s items together', async () => {
+    const runs: number[][] = [];
+    let more = false;
+    const s = new BatchScheduler<number, number>('eager', async (xs) => {
+      runs.push(xs);
+      return xs;
+    }, { maxBatch: 8, maxWaitMs: 60_000, moreComing: () => more });
+    assert.deepEqual(await s.submitAll([1, 2, 3]), [1, 2, 3]);
+    assert.deepEqual(runs, [[1, 2, 3]]);
+    more = true;
+    const waiting = s.submit(4);
+    await sleep(20);
+    assert.equal(runs.length, 1, 'waits while another producer is busy');
+    more = false;
+    await s.submitAll([5]);
+    assert.deepEqual(await waiting, 4);
+    assert.deepEqual(runs[1], [4, 5]);
+  });
+
   it('refuses work beyond its bound instead of queueing it', async () => {
     let release: (() => void) | undefined;
     const s = new BatchScheduler<number, number>('slow', async (xs) => {

@@ -8,6 +8,8 @@ export interface BatchSchedulerOptions {
   maxWaitMs: number;
   /** Most items waiting for a run; default 4 × maxBatch. */
   maxPending?: number;
+  /** Whether more requests are about to come; when false, a partial batch runs at once. */
+  moreComing?: () => boolean;
 }
 
 export interface BatchStats {
@@ -49,24 +51,29 @@ export class BatchScheduler<I, O> {
   }
 
   submit(item: I): Promise<O> {
-    if (this.queue.length >= this.maxPending) {
-      this.stats.refused++;
-      return Promise.reject(new SchedulerFullError(this.name, this.queue.length));
-    }
-    return new Promise<O>((resolve, reject) => {
-      this.queue.push({ item, resolve, reject });
-      this.schedule();
-    });
+    return this.enqueue([item])[0] as Promise<O>;
   }
 
-  /** Submits several items that belong together (one frame's faces). */
+  /** Submits several items that belong together (one frame's faces): they join one batch. */
   submitAll(items: readonly I[]): Promise<O[]> {
-    return Promise.all(items.map((i) => this.submit(i)));
+    return Promise.all(this.enqueue(items));
+  }
+
+  private enqueue(items: readonly I[]): Promise<O>[] {
+    if (items.length === 0) return [];
+    if (this.queue.length + items.length > this.maxPending) {
+      this.stats.refused += items.length;
+      const err = new SchedulerFullError(this.name, this.queue.length);
+      return items.map(() => Promise.reject(err));
+    }
+    const promises = items.map((item) => new Promise<O>((resolve, reject) => this.queue.push({ item, resolve, reject })));
+    this.schedule();
+    return promises;
   }
 
   private schedule(): void {
     if (this.running) return; // the running batch re-schedules when it ends
-    if (this.queue.length >= this.options.maxBatch) {
+    if (this.queue.length >= this.options.maxBatch || (this.options.moreComing && !this.options.moreComing())) {
       this.flush();
     } else if (!this.timer) {
       this.timer = setTimeout(() => this.flush(), this.options.maxWaitMs);

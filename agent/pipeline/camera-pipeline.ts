@@ -36,6 +36,8 @@ export interface PipelineStats {
 
 export class CameraPipeline {
   private subscription: Subscription | undefined;
+  /** The frame being processed, so stop() can let it finish before the models are closed. */
+  private inFlight: Promise<void> | undefined;
   private readonly tracker: FaceTracker;
   readonly stats: PipelineStats = { framesProcessed: 0, framesFailed: 0, facesDetected: 0, embedsRefused: 0, lastLatencyMs: 0, activeTracks: 0 };
 
@@ -50,21 +52,30 @@ export class CameraPipeline {
   start(): void {
     if (this.subscription) return;
     this.subscription = this.camera.frames$
-      .pipe(latestOnly((frame) => this.process(frame), () => this.camera.countDropped(1)))
+      .pipe(latestOnly((frame) => (this.inFlight = this.process(frame)), () => this.camera.countDropped(1)))
       .subscribe({ error: (err: unknown) => this.deps.log.error({ camera: this.camera.config.name, err }, 'camera pipeline ended') });
   }
 
-  stop(): void {
+  /** Stops taking frames and waits for the one in flight. */
+  async stop(): Promise<void> {
     this.subscription?.unsubscribe();
     this.subscription = undefined;
+    await this.inFlight;
   }
+
+  /** True while a frame is in detection (the embed scheduler waits for such frames' faces). */
+  get busy(): boolean {
+    return this.detecting;
+  }
+  private detecting = false;
 
   /** Never rejects: a frame that fails is logged and counted. */
   private async process(frame: Frame): Promise<void> {
     const { deps } = this;
     try {
       const image: RgbImage = { width: frame.width, height: frame.height, data: frame.data };
-      const faces = await deps.detector.detect(image);
+      this.detecting = true;
+      const faces = await deps.detector.detect(image).finally(() => (this.detecting = false));
       this.stats.facesDetected += faces.length;
       const transforms = faces.map((f) => alignmentTransform(f.landmarks, deps.template));
       const chips = warpChips(deps.cv, image, transforms, deps.template.width, deps.template.height);
