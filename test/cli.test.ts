@@ -192,7 +192,7 @@ describe('facegate compare', () => {
 });
 
 describe('facegate models list --json', () => {
-  it('lists the 4 registered models with roles and default flags', async () => {
+  it('lists the registered models with roles and default flags', async () => {
     const r = await result('models');
     ok(r, 'models list');
     const rows = parseJson(r) as { name: string; role: string; default: boolean; file: string; bytes: number; ready: boolean }[];
@@ -203,6 +203,7 @@ describe('facegate models list --json', () => {
         ['mtcnn-rnet', 'detector', true],
         ['mtcnn-onet', 'detector', true],
         ['dlib-resnet', 'embedder', true],
+        ['dlib-resnet-rec-0.25', 'embedder', false],
       ],
     );
     for (const m of rows) {

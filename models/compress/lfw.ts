@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { dirname, join } from 'node:path';
 import { pickCentralFace } from '../../agent/evaluation/run-eval.js';
 import { readPairsFile, type VerificationPair } from '../../agent/evaluation/pairs.js';
-import { kFoldVerification, type VerificationReport } from '../../agent/evaluation/verification.js';
+import { bestThreshold, kFoldVerification, type VerificationReport } from '../../agent/evaluation/verification.js';
 import { createSession } from '../../agent/inference/onnx-session.js';
 import { euclideanDistance } from '../../agent/recognition/embedder.js';
 import type { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
@@ -198,7 +198,9 @@ export async function evaluatePairs(model: Uint8Array | string, data: LfwPairsDa
   if (subset !== data.chips) idx.forEach((i, k) => subset.data.set(data.chips.data.subarray(i * size, (i + 1) * size), k * size));
   const emb = await embedChips(model, subset, options.flip);
   const byFile = new Map(idx.map((i, k) => [data.files[i] as string, emb[k] as Float32Array]));
-  return kFoldVerification(
-    pairs.map((p) => ({ fold: p.fold, same: p.same, distance: euclideanDistance(byFile.get(p.first) as Float32Array, byFile.get(p.second) as Float32Array) })),
-  );
+  const scored = pairs.map((p) => ({ fold: p.fold, same: p.same, distance: euclideanDistance(byFile.get(p.first) as Float32Array, byFile.get(p.second) as Float32Array) }));
+  const report = kFoldVerification(scored);
+  // One fold has no other folds to choose its threshold on: report the best accuracy on it.
+  if (report.folds.length === 1) return { ...report, meanAccuracy: bestThreshold(scored).accuracy, stdAccuracy: 0 };
+  return report;
 }

@@ -83,6 +83,7 @@ export async function pruneRegistered(req: PruneRequest): Promise<ModelEntry> {
   };
   let pruned: Uint8Array;
   let calibration: string | null = null;
+  let reused = false;
   if (req.method === 'l1') {
     pruned = pruneL1(bytes, req.ratios, { metadata }).bytes;
   } else {
@@ -104,6 +105,7 @@ export async function pruneRegistered(req: PruneRequest): Promise<ModelEntry> {
       log(`reusing the cached reconstruction ${join(dir, hit)} (same model, ratios, method and calibration)`);
       const { graph, info } = GraphBuilder.fromBytes(new Uint8Array(readFileSync(join(dir, hit))));
       pruned = graph.toBytes(mergeInfo(info, extra));
+      reused = true;
     } else {
       pruned = (await pruneReconstruct(bytes, req.ratios, chips, { log }, extra)).bytes;
     }
@@ -135,7 +137,8 @@ export async function pruneRegistered(req: PruneRequest): Promise<ModelEntry> {
       method: req.method,
       calibration,
       command: req.command,
-      seconds: Number(seconds.toFixed(1)),
+      // Pruning time (not recorded when the benchmark's cached result was reused).
+      ...(reused ? {} : { seconds: Number(seconds.toFixed(1)) }),
     },
   };
   // The threshold measured for the parent does not carry over to a pruned network.
@@ -162,6 +165,8 @@ export interface SensitivityRequest {
   landmarks: string;
   out: string;
   target?: number[];
+  /** Ratio step of the derivation (0.25 keeps every block's channel count a multiple of 8). */
+  step?: number;
   log?: (line: string) => void;
 }
 
@@ -186,7 +191,7 @@ export async function sensitivityRegistered(req: SensitivityRequest): Promise<vo
   const names = findBlocks(GraphBuilder.fromBytes(bytes).graph).map((b) => b.name);
   const split = `pairs-dev folds ${req.folds.map((f) => f + 1).join(',')} (${req.folds.length * 600} pairs), flip ${req.flip ? 'on' : 'off'}`;
   const result = await sensitivity({ name: parent.name, bytes }, req.ratios, (b) => evaluatePairs(b, data, { flip: req.flip, folds: req.folds }), blockMacs(stats.perNode, names), { split, log });
-  const derived = Object.fromEntries((req.target ?? [0.1, 0.2, 0.3, 0.4, 0.5]).map((t) => [String(t), deriveRatios(result, t)]));
+  const derived = Object.fromEntries((req.target ?? [0.1, 0.2, 0.3, 0.4, 0.5]).map((t) => [String(t), deriveRatios(result, t, req.step ?? 0.25)]));
   mkdirSync(resolve(req.out, '..'), { recursive: true });
   writeFileSync(`${req.out}.json`, `${JSON.stringify({ ...result, derived }, null, 2)}\n`);
   writeFileSync(`${req.out}.png`, await svgToPng(sensitivitySvg(result)));
