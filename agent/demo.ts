@@ -12,7 +12,7 @@ import { validateConfig } from './config/load-config.js';
 import { resolveDataDir } from './data-dir.js';
 import type { Logger } from './logging.js';
 import { enrollFromImages } from './recognition/enrollment.js';
-import type { FaceAnalyzer } from './recognition/face-analyzer.js';
+import { FaceAnalyzer } from './recognition/face-analyzer.js';
 import { Gallery } from './recognition/gallery.js';
 import { decodeImage } from './vision/image.js';
 
@@ -41,6 +41,18 @@ export async function enrollDemoPeople(analyzer: FaceAnalyzer, gallery: Gallery,
     enrolled.push(name);
   }
   return enrolled;
+}
+
+/** Enrolls the demo people into the gallery of `dataDir` with a recognition core of its own. */
+export async function prepareDemoGallery(dataDir: string, photosDir = dataDir): Promise<string[]> {
+  const analyzer = await FaceAnalyzer.create();
+  const gallery = Gallery.open(dataDir);
+  try {
+    return await enrollDemoPeople(analyzer, gallery, photosDir);
+  } finally {
+    gallery.close();
+    await analyzer.close();
+  }
 }
 
 export async function runDemo(log: Logger, options: { dataDir?: string } = {}): Promise<void> {

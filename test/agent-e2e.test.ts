@@ -12,11 +12,9 @@ import mqtt from 'mqtt';
 import { FacegateAgent } from '../agent/agent.js';
 import { faceApiSamplePath, makeVideo } from '../agent/camera/slideshow-video.js';
 import { validateConfig } from '../agent/config/load-config.js';
-import { DEMO_PEOPLE, enrollDemoPeople } from '../agent/demo.js';
+import { DEMO_PEOPLE, prepareDemoGallery } from '../agent/demo.js';
 import type { IdentityEvent } from '../agent/events/identity-event.js';
 import { createLogger } from '../agent/logging.js';
-import { FaceAnalyzer } from '../agent/recognition/face-analyzer.js';
-import { Gallery } from '../agent/recognition/gallery.js';
 import { freePort, Mosquitto } from './support/mosquitto.js';
 import { repoRoot } from './support/samples.js';
 import { type RtspServer, startRtspServer } from './support/rtsp-server.js';
@@ -63,14 +61,7 @@ describe('agent end to end (RTSP → recognition → Mosquitto)', { timeout: 240
       height: 540,
       fps: 10,
     });
-    const analyzer = await FaceAnalyzer.create();
-    const gallery = Gallery.open(dataDir);
-    try {
-      await enrollDemoPeople(analyzer, gallery, dataDir);
-    } finally {
-      gallery.close();
-      await analyzer.close();
-    }
+    await prepareDemoGallery(dataDir);
     broker = await Mosquitto.start();
     rtsp = await startRtspServer({ video: video.path });
     const deadPort = await freePort();

@@ -34,7 +34,7 @@ import type { CameraStats } from '../../agent/camera/camera-source.js';
 import { resolveFfmpeg } from '../../agent/camera/ffmpeg-binary.js';
 import { faceApiSamplePath, makeVideo, type TestVideo } from '../../agent/camera/slideshow-video.js';
 import { validateConfig } from '../../agent/config/load-config.js';
-import { DEMO_PEOPLE, enrollDemoPeople } from '../../agent/demo.js';
+import { DEMO_PEOPLE, prepareDemoGallery } from '../../agent/demo.js';
 import { resolveBroker } from '../../agent/events/embedded-broker.js';
 import { createLogger } from '../../agent/logging.js';
 import { ModelRegistry } from '../../agent/inference/model-registry.js';
@@ -42,7 +42,6 @@ import { createSession, type ModelSession } from '../../agent/inference/onnx-ses
 import type { PipelineStats } from '../../agent/pipeline/camera-pipeline.js';
 import { FaceEmbedder } from '../../agent/recognition/embedder.js';
 import { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
-import { Gallery } from '../../agent/recognition/gallery.js';
 import { alignmentTransform, warpChips } from '../../agent/vision/align.js';
 import type { RgbImage } from '../../agent/vision/image.js';
 import { MtcnnDetector } from '../../agent/vision/mtcnn.js';
@@ -888,14 +887,7 @@ async function main(): Promise<void> {
   let mosquitto: Mosquitto | undefined;
   let stopEmbedded: (() => Promise<void>) | undefined;
   try {
-    const analyzer = await FaceAnalyzer.create();
-    const gallery = Gallery.open(dataDir);
-    try {
-      await enrollDemoPeople(analyzer, gallery, dataDir);
-    } finally {
-      gallery.close();
-      await analyzer.close();
-    }
+    await prepareDemoGallery(dataDir);
     let brokerUrl: string;
     let brokerPid: number | undefined;
     if (options.broker === 'mosquitto') {

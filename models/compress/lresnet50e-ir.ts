@@ -14,7 +14,7 @@
 // tool's convention: `<block>/conv1`, `<block>/conv1/prelu` (slope `<block>/conv1/prelu/slope`),
 // `<block>/conv2`, `<block>/add`, with <block> = stage<s>_<i>.
 import { GraphBuilder } from '../onnx/graph-builder.js';
-import { rng } from './reconstruct.js';
+import { seededRandom } from '../../agent/util/seeded-random.js';
 
 export const LRESNET_STAGES: ReadonlyArray<readonly [number, number]> = [
   [3, 64],
@@ -25,7 +25,7 @@ export const LRESNET_STAGES: ReadonlyArray<readonly [number, number]> = [
 export const LRESNET_INPUT = { width: 96, height: 112 } as const;
 
 export function buildLResNet50EIR(seed = 2023, embeddingSize = 512): Uint8Array {
-  const random = rng(seed);
+  const random = seededRandom(seed);
   const gauss = (): number => {
     const u = Math.max(random(), 1e-12);
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * random());

@@ -18,6 +18,7 @@ import { GraphBuilder, type GraphNode, type Initializer, type ModelInfo } from '
 import { type ChipSet, chipBatch, openTap, type Tap } from './activations.js';
 import { accumulateGram, solveNormalEquations, subMatrix, symmetrize } from './linalg.js';
 import { type BlockRatios, checkRatios, findBlocks, keepTopScores, mergeInfo, prunedCount, pruneBlock, ratioFor, type ResidualBlock } from './prune.js';
+import { seededRandom } from '../../agent/util/seeded-random.js';
 
 export interface ReconstructOptions {
   /** Most sampled output positions per block (rows of the regression). */
@@ -43,17 +44,6 @@ export interface BlockReport {
   seconds: number;
 }
 
-/** Deterministic PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface BlockTaps {
   conv2Input: string;
@@ -108,7 +98,7 @@ async function normalEquations(
   const ySq = new Float64Array(cout);
   const a = new Float64Array(n);
   const y = new Float64Array(cout);
-  const random = rng(opts.seed);
+  const random = seededRandom(opts.seed);
   let rows = 0;
   for (let start = 0; start < chips.count; start += opts.batch) {
     const end = Math.min(chips.count, start + opts.batch);
