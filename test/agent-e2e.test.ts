@@ -15,7 +15,8 @@ import { validateConfig } from '../agent/config/load-config.js';
 import { DEMO_PEOPLE, prepareDemoGallery } from '../agent/demo.js';
 import type { IdentityEvent } from '../agent/events/identity-event.js';
 import { createLogger } from '../agent/logging.js';
-import { freePort, Mosquitto } from './support/mosquitto.js';
+import { Mosquitto } from './support/mosquitto.js';
+import { freePort } from './support/ports.js';
 import { repoRoot } from './support/samples.js';
 import { type RtspServer, startRtspServer } from './support/rtsp-server.js';
 

@@ -4,7 +4,6 @@
 // Needs Debian's ffmpeg (else the npm fallback) and the GStreamer RTSP server packages
 // (test/support/install-test-deps.sh); the RTSP tests are skipped, saying why, without them.
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +16,7 @@ import { bundledFfmpegPath, resolveFfmpeg } from '../agent/camera/ffmpeg-binary.
 import type { Logger } from '../agent/logging.js';
 import { type TestVideo, makeFaceVideo, makeVideo } from '../agent/camera/slideshow-video.js';
 import { type RtspServer, rtspServerUnavailable, startRtspServer } from './support/rtsp-server.js';
+import { freePort } from './support/ports.js';
 
 type LogEntry = Record<string, unknown> & { msg?: string; level: number };
 
@@ -45,18 +45,6 @@ async function waitFor(what: string, predicate: () => boolean, timeoutMs: number
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(50);
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 const mean = (data: Uint8Array): number => {
