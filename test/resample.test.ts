@@ -64,6 +64,24 @@ describe('resamplers match OpenCV INTER_AREA', () => {
     }
   });
 
+  it('crops from the summed-area table match cv.resize of the crop, and count the outside as black', () => {
+    const table = new IntegralImage().build(photo);
+    for (const [x, y, w, h, size] of [
+      [1000, 900, 70, 70, 24],
+      [300, 200, 200, 200, 48],
+      [1000, 900, 91, 91, 48],
+    ] as const) {
+      const out = new Float32Array(3 * size * size);
+      table.resizeRegionToChw(x, y, w, h, size, size, out);
+      const ref = cvAreaResize(cv, photo, x, y, w, h, size, size);
+      assert.ok(maxDiff(out, ref, size, size) <= 1, `region ${x},${y} ${w}×${h} differs`);
+    }
+    const grey: RgbImage = { width: 10, height: 10, data: new Uint8Array(300).fill(200) };
+    const out = new Float32Array(3 * 2 * 2);
+    new IntegralImage().build(grey).resizeRegionToChw(-10, -10, 20, 20, 2, 2, out);
+    assert.deepEqual(Array.from(out.subarray(0, 4)), [0, 0, 0, 200]);
+  });
+
   it('pads with black outside the image', () => {
     const img: RgbImage = { width: 10, height: 10, data: new Uint8Array(300).fill(200) };
     const out = new Float32Array(3 * 4 * 4);

@@ -59,14 +59,23 @@ export class IntegralImage {
    * `offset`, values rounded to integers as OpenCV's 8-bit output is.
    */
   resizeToChw(outW: number, outH: number, out: Float32Array, offset = 0): void {
-    if (outW > this.width || outH > this.height) throw new Error(`area resize only shrinks (${this.width}×${this.height} → ${outW}×${outH})`);
-    const sx = this.width / outW;
-    const sy = this.height / outH;
-    // Column taps (table offset and fraction) of each output edge, shared by every row.
+    this.resizeRegionToChw(0, 0, this.width, this.height, outW, outH, out, offset);
+  }
+
+  /**
+   * The rectangle (x0, y0, w, h) area-resampled to outW×outH (a shrink). The rectangle may reach
+   * outside the image: what lies outside counts as black, as MTCNN's zero-padded crops want.
+   */
+  resizeRegionToChw(x0: number, y0: number, w: number, h: number, outW: number, outH: number, out: Float32Array, offset = 0): void {
+    if (outW > w || outH > h) throw new Error(`area resize only shrinks (${w}×${h} → ${outW}×${outH})`);
+    const sx = w / outW;
+    const sy = h / outH;
+    // Column taps (table offset and fraction) of each output edge, shared by every row; edges
+    // outside the image clamp to it, so the outside adds nothing to the sums.
     const xOff = new Int32Array(outW + 1);
     const xFrac = new Float64Array(outW + 1);
     for (let i = 0; i <= outW; i++) {
-      const x = Math.min(this.width, i * sx);
+      const x = Math.min(this.width, Math.max(0, x0 + i * sx));
       const c = Math.min(this.width - 1, Math.floor(x));
       xOff[i] = c * 3;
       xFrac[i] = x - c;
@@ -80,7 +89,7 @@ export class IntegralImage {
     let top = new Float64Array(n);
     let bottom = new Float64Array(n);
     for (let j = 0; j <= outH; j++) {
-      const y = Math.min(this.height, j * sy);
+      const y = Math.min(this.height, Math.max(0, y0 + j * sy));
       const c = Math.min(this.height - 1, Math.floor(y));
       const f = y - c;
       const r0 = c * stride;

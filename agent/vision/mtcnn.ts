@@ -44,8 +44,11 @@ const PNET_STRIDE = 2;
 export class MtcnnDetector {
   readonly options: MtcnnOptions;
 
-  /** Reused across frames: one table per detector, resized only when the frame size changes. */
-  private readonly integral = new IntegralImage();
+  /**
+   * Summed-area tables, one per detect() in flight (cameras share a detector), reused across
+   * frames: a table is rebuilt in place, reallocated only when the frame size changes.
+   */
+  private readonly freeTables: IntegralImage[] = [];
 
   constructor(
     private readonly sessions: MtcnnSessions,
@@ -73,20 +76,23 @@ export class MtcnnDetector {
 
   async detect(image: RgbImage): Promise<DetectedFace[]> {
     if (image.width < PNET_CELL || image.height < PNET_CELL) return [];
-    const proposals = await this.proposeWithPnet(image);
-    if (proposals.length === 0) return [];
-    const refined = await this.refine(image, proposals.map((c) => squareBox(c.box)));
-    if (refined.length === 0) return [];
-    return await this.output(image, refined.map((c) => squareBox(c.box)));
+    // Every pyramid level and every R-Net/O-Net crop is an area-averaged (INTER_AREA) resample
+    // taken from one summed-area table of the frame: the frame is read once, and a crop costs
+    // the same whatever the size of its box.
+    const table = (this.freeTables.pop() ?? new IntegralImage()).build(image);
+    try {
+      const proposals = await this.proposeWithPnet(image, table);
+      if (proposals.length === 0) return [];
+      const refined = await this.refine(image, table, proposals.map((c) => squareBox(c.box)));
+      if (refined.length === 0) return [];
+      return await this.output(image, table, refined.map((c) => squareBox(c.box)));
+    } finally {
+      this.freeTables.push(table);
+    }
   }
 
-  private async proposeWithPnet(image: RgbImage): Promise<Candidate[]> {
+  private async proposeWithPnet(image: RgbImage, table: IntegralImage): Promise<Candidate[]> {
     const all: Candidate[] = [];
-    // Every pyramid level is an area-averaged (INTER_AREA) resample of the frame itself, taken
-    // from one summed-area table, so the frame is read once rather than once per level.
-    // All levels are made before the first await, so concurrent detect() calls (one per camera)
-    // never see the shared table rebuilt under them.
-    const table = this.integral.build(image);
     const levels = this.pyramidScales(Math.min(image.width, image.height)).map((scale) => {
       const w = Math.ceil(image.width * scale);
       const h = Math.ceil(image.height * scale);
@@ -131,11 +137,11 @@ export class MtcnnDetector {
   }
 
   /** R-Net: scores and regresses every candidate in one batch; returns survivors after NMS. */
-  private async refine(image: RgbImage, boxes: Box[]): Promise<Candidate[]> {
+  private async refine(image: RgbImage, table: IntegralImage, boxes: Box[]): Promise<Candidate[]> {
     const stage = 'rnet';
     const size = 24;
     const threshold = this.options.thresholds[1];
-    const batch = this.cropBatch(image, boxes, size);
+    const batch = this.cropBatch(image, table, boxes, size);
     const out = await this.sessions[stage].run({ input: { data: batch, dims: [boxes.length, 3, size, size] } });
     const prob = requireOutput(out, 'prob', stage);
     const reg = requireOutput(out, 'reg', stage);
@@ -153,9 +159,9 @@ export class MtcnnDetector {
   }
 
   /** O-Net: final scores, boxes and the 5 landmarks. */
-  private async output(image: RgbImage, boxes: Box[]): Promise<DetectedFace[]> {
+  private async output(image: RgbImage, table: IntegralImage, boxes: Box[]): Promise<DetectedFace[]> {
     const size = 48;
-    const batch = this.cropBatch(image, boxes, size);
+    const batch = this.cropBatch(image, table, boxes, size);
     const out = await this.sessions.onet.run({ input: { data: batch, dims: [boxes.length, 3, size, size] } });
     const prob = requireOutput(out, 'prob', 'onet');
     const reg = requireOutput(out, 'reg', 'onet');
@@ -178,13 +184,17 @@ export class MtcnnDetector {
   }
 
   /** Crops each box (zero outside the image), resizes to size×size, packs one NCHW batch. */
-  private cropBatch(image: RgbImage, boxes: readonly Box[], size: number): Float32Array {
+  private cropBatch(image: RgbImage, table: IntegralImage, boxes: readonly Box[], size: number): Float32Array {
     const per = 3 * size * size;
     const batch = new Float32Array(boxes.length * per);
     boxes.forEach((box, n) => {
       const x1 = Math.round(box.x1);
       const y1 = Math.round(box.y1);
-      cropResizeToChw(image, x1, y1, Math.max(x1 + 1, Math.round(box.x2)), Math.max(y1 + 1, Math.round(box.y2)), size, batch, n * per);
+      const x2 = Math.max(x1 + 1, Math.round(box.x2));
+      const y2 = Math.max(y1 + 1, Math.round(box.y2));
+      // Shrinks come from the table; the few boxes smaller than the input are interpolated.
+      if (x2 - x1 >= size && y2 - y1 >= size) table.resizeRegionToChw(x1, y1, x2 - x1, y2 - y1, size, size, batch, n * per);
+      else cropResizeToChw(image, x1, y1, x2, y2, size, batch, n * per);
     });
     return batch;
   }
