@@ -42,7 +42,7 @@ export function loadOpenCv(): Promise<OpenCv> {
     const mod = require('@techstark/opencv-js') as OpenCv & { then?: unknown };
     const ready = (): boolean => typeof mod.Mat === 'function' && typeof mod.matFromArray === 'function';
     const done = (): void => {
-      // The Emscripten module is a thenable whose then() hands back the module itself: any
+      // The Emscripten module is a thenable whose then() hands back the module itself, so a
       // promise resolved with it would chase it forever. Once initialised it is a plain object.
       delete mod.then;
       resolve(mod);
