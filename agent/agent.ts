@@ -4,7 +4,7 @@
 import { hostname } from 'node:os';
 import { CameraSource, type CameraStats, type Frame } from './camera/camera-source.js';
 import { resolveFfmpeg } from './camera/ffmpeg-binary.js';
-import type { FacegateConfig } from './config/schema.js';
+import type { CameraSettings, FacegateConfig } from './config/schema.js';
 import { resolveDataDir } from './data-dir.js';
 import { resolveBroker } from './events/embedded-broker.js';
 import { buildIdentityEvent, type IdentityEvent } from './events/identity-event.js';
@@ -46,6 +46,7 @@ export class FacegateAgent {
   private scheduler: BatchScheduler<RgbImage, Float32Array> | undefined;
   private readonly cameras = new Map<string, RunningCamera>();
   private galleryTimer: NodeJS.Timeout | undefined;
+  private ffmpegPath = 'ffmpeg';
   private readonly latencies: number[] = [];
   private eventsPublished = 0;
   brokerUrl = '';
@@ -116,33 +117,56 @@ export class FacegateAgent {
       // Waiting only pays when another camera's faces are on their way.
       moreComing: () => [...this.cameras.values()].some((c) => c.pipeline.busy),
     });
-    const ffmpeg = resolveFfmpeg({ configPath: config.ffmpegPath, logger: log });
-    for (const cam of config.cameras.filter((c) => c.enabled)) {
-      try {
-        const source = new CameraSource({ ...cam, ffmpegPath: ffmpeg.path }, log);
-        const pipeline = new CameraPipeline(
-          source,
-          {
-            cv: analyzer.cv,
-            detector: analyzer.detector,
-            template: analyzer.template,
-            embedder: this.scheduler,
-            match: (e) => (this.matcher as Matcher).match(e),
-            onDecision: (camera, decision, frame) => this.publish(camera, decision, frame),
-            log,
-          },
-          { reportUnknown: config.events.reportUnknown, cooldownMs: config.events.cooldownSeconds * 1000, minVotes: config.events.minVotes },
-        );
-        pipeline.start();
-        source.start();
-        this.cameras.set(cam.name, { source, pipeline });
-      } catch (err) {
-        log.error({ camera: cam.name, err: (err as Error).message }, 'camera not started');
-      }
-    }
+    this.ffmpegPath = resolveFfmpeg({ configPath: config.ffmpegPath, logger: log }).path;
+    for (const cam of config.cameras.filter((c) => c.enabled)) this.startCamera(cam);
     if (this.cameras.size === 0) log.warn('no camera is enabled: add cameras to the config or pass --camera NAME=URL');
     this.publisher.startStats(config.mqtt.statsIntervalSeconds * 1000, () => this.stats());
     log.info({ agent: this.agentId, cameras: [...this.cameras.keys()], broker: broker.url, prefix: config.mqtt.prefix }, 'facegate agent running');
+  }
+
+  /** Starts one camera's source and pipeline; a failure is logged and stays with that camera. */
+  startCamera(cam: CameraSettings): boolean {
+    const { analyzer, scheduler, config, log } = this;
+    if (!analyzer || !scheduler) throw new Error('the agent is not started');
+    if (this.cameras.has(cam.name)) return false;
+    try {
+      const source = new CameraSource({ ...cam, ffmpegPath: this.ffmpegPath }, log);
+      const pipeline = new CameraPipeline(
+        source,
+        {
+          cv: analyzer.cv,
+          detector: analyzer.detector,
+          template: analyzer.template,
+          embedder: scheduler,
+          match: (e) => (this.matcher as Matcher).match(e),
+          onDecision: (camera, decision, frame) => this.publish(camera, decision, frame),
+          log,
+        },
+        { reportUnknown: config.events.reportUnknown, cooldownMs: config.events.cooldownSeconds * 1000, minVotes: config.events.minVotes },
+      );
+      pipeline.start();
+      source.start();
+      this.cameras.set(cam.name, { source, pipeline });
+      return true;
+    } catch (err) {
+      log.error({ camera: cam.name, err: (err as Error).message }, 'camera not started');
+      return false;
+    }
+  }
+
+  /** Stops one camera (its in-flight frame finishes); the others keep streaming. */
+  async stopCamera(name: string): Promise<boolean> {
+    const running = this.cameras.get(name);
+    if (!running) return false;
+    this.cameras.delete(name);
+    await running.source.stop();
+    await running.pipeline.stop();
+    return true;
+  }
+
+  /** Names of the cameras now running. */
+  get runningCameras(): string[] {
+    return [...this.cameras.keys()];
   }
 
   /** The recognition core (after start()). */
@@ -199,11 +223,7 @@ export class FacegateAgent {
 
   async stop(): Promise<void> {
     if (this.galleryTimer) clearInterval(this.galleryTimer);
-    await Promise.all([...this.cameras.values()].map(async (c) => {
-      await c.source.stop();
-      await c.pipeline.stop();
-    }));
-    this.cameras.clear();
+    await Promise.all([...this.cameras.keys()].map((name) => this.stopCamera(name)));
     await this.publisher?.stop();
     await this.stopBroker?.();
     this.gallery?.close();

@@ -4,6 +4,8 @@
 //   <prefix>/<agent>/<camera>/identity  identity events (JSON), QoS 1, never retained: a replayed
 //                                       "unlock" is dangerous
 //   <prefix>/<agent>/stats              stats (JSON), QoS 0, not retained
+//   <prefix>/<agent>/errors             errors a technician must see (rejected config, failed
+//                                       inference…) as JSON { time, source, message, details? }, QoS 1
 // mqtt.js reconnects by itself; QoS 1 messages published while disconnected wait in its in-memory
 // queue and go out after the reconnect.
 import { readFileSync } from 'node:fs';
@@ -57,11 +59,13 @@ export function checkTopicLevel(value: string, what: string): string {
 export const DEFAULT_PREFIX = 'facegate';
 
 /** The topics of one agent. */
-export function topicsFor(prefix: string, agentId: string): { availability: string; stats: string; identity: (camera: string) => string } {
+export function topicsFor(prefix: string, agentId: string): { base: string; availability: string; stats: string; errors: string; identity: (camera: string) => string } {
   const base = `${prefix}/${checkTopicLevel(agentId, 'agent id')}`;
   return {
+    base,
     availability: `${base}/availability`,
     stats: `${base}/stats`,
+    errors: `${base}/errors`,
     identity: (camera) => `${base}/${checkTopicLevel(camera, 'camera name')}/identity`,
   };
 }
@@ -178,6 +182,17 @@ export class MqttPublisher {
   /** Publishes a stats payload (QoS 0, not retained). */
   async publishStats(payload: unknown): Promise<void> {
     await this.client.publishAsync(this.topics.stats, JSON.stringify(payload), { qos: 0, retain: false });
+  }
+
+  /**
+   * Publishes an error report on `<prefix>/<agent>/errors` (QoS 1, not retained). Never throws:
+   * reporting an error must not cause another.
+   */
+  publishError(source: string, message: string, details?: unknown): void {
+    const payload = { time: new Date().toISOString(), source, message, ...(details === undefined ? {} : { details }) };
+    this.client.publish(this.topics.errors, JSON.stringify(payload), { qos: 1, retain: false }, (err) => {
+      if (err && !this.stopping) this.log('warn', `MQTT: publishing an error report failed: ${err.message}`);
+    });
   }
 
   /** Publishes `collect()` every `intervalMs` while connected (until stop()). */
