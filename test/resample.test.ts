@@ -46,6 +46,32 @@ describe('resamplers match OpenCV INTER_AREA', () => {
     }
   });
 
+  it('a table of 2×2 block sums gives the same pyramid on even edges and stays close elsewhere', () => {
+    const table = new IntegralImage().build(photo, 2);
+    assert.equal(table.cellSize, 2);
+    for (const [scale, meanLimit] of [[0.5, 0.01], [0.3, 0.5], [0.2127, 0.5], [0.1, 0.2]] as const) {
+      const w = Math.ceil(photo.width * scale);
+      const h = Math.ceil(photo.height * scale);
+      const out = new Float32Array(3 * w * h);
+      table.resizeToChw(w, h, out);
+      const ref = cvAreaResize(cv, photo, 0, 0, photo.width, photo.height, w, h);
+      let sum = 0;
+      for (let p = 0; p < w * h; p++) for (let c = 0; c < 3; c++) sum += Math.abs((out[c * w * h + p] as number) - (ref[p * 3 + c] as number));
+      // Within a 2×2 block the table assumes an even spread: a fraction of a grey level on
+      // average, a few levels at the sharpest edges.
+      assert.ok(sum / (3 * w * h) <= meanLimit, `scale ${scale}: mean difference ${(sum / (3 * w * h)).toFixed(3)} from OpenCV`);
+      assert.ok(maxDiff(out, ref, w, h) <= 16, `scale ${scale}: an output pixel is far from OpenCV's`);
+    }
+    assert.throws(() => table.resizeToChw(photo.width, photo.height, new Float32Array(3 * photo.width * photo.height)), /by 2× or more/);
+  });
+
+  it('a 2×2 table of an odd-sized image repeats the edge pixels', () => {
+    const flat: RgbImage = { width: 11, height: 7, data: new Uint8Array(11 * 7 * 3).fill(90) };
+    const out = new Float32Array(3 * 5 * 3);
+    new IntegralImage().build(flat, 2).resizeToChw(5, 3, out);
+    assert.ok(out.every((v) => v === 90), `got ${Array.from(out).join(',')}`);
+  });
+
   it('rejects an upscale, which INTER_AREA does not average', () => {
     const table = new IntegralImage().build({ width: 4, height: 4, data: new Uint8Array(48) });
     assert.throws(() => table.resizeToChw(8, 8, new Float32Array(192)), /only shrinks/);

@@ -79,9 +79,14 @@ export class MtcnnDetector {
     // Every pyramid level and every R-Net/O-Net crop is an area-averaged (INTER_AREA) resample
     // taken from one summed-area table of the frame: the frame is read once, and a crop costs
     // the same whatever the size of its box.
-    const table = (this.freeTables.pop() ?? new IntegralImage()).build(image);
+    // The pyramid's largest level is 12 / minFaceSize of the frame: from 24 px faces on, every
+    // level shrinks the frame by 2× or more, so a table of 2×2 block sums serves it at a quarter
+    // of the cost (crops that shrink less are resampled from the frame itself, see cropBatch).
+    const scales = this.pyramidScales(Math.min(image.width, image.height));
+    const cell = (scales[0] ?? 1) <= 0.5 ? 2 : 1;
+    const table = (this.freeTables.pop() ?? new IntegralImage()).build(image, cell);
     try {
-      const proposals = await this.proposeWithPnet(image, table);
+      const proposals = await this.proposeWithPnet(scales, table);
       if (proposals.length === 0) return [];
       const refined = await this.refine(image, table, proposals.map((c) => squareBox(c.box)));
       if (refined.length === 0) return [];
@@ -91,11 +96,11 @@ export class MtcnnDetector {
     }
   }
 
-  private async proposeWithPnet(image: RgbImage, table: IntegralImage): Promise<Candidate[]> {
+  private async proposeWithPnet(scales: readonly number[], table: IntegralImage): Promise<Candidate[]> {
     const all: Candidate[] = [];
-    const levels = this.pyramidScales(Math.min(image.width, image.height)).map((scale) => {
-      const w = Math.ceil(image.width * scale);
-      const h = Math.ceil(image.height * scale);
+    const levels = scales.map((scale) => {
+      const w = Math.ceil(table.width * scale);
+      const h = Math.ceil(table.height * scale);
       const input = new Float32Array(3 * h * w);
       table.resizeToChw(w, h, input, 0);
       return { scale, w, h, input };
@@ -192,8 +197,10 @@ export class MtcnnDetector {
       const y1 = Math.round(box.y1);
       const x2 = Math.max(x1 + 1, Math.round(box.x2));
       const y2 = Math.max(y1 + 1, Math.round(box.y2));
-      // Shrinks come from the table; the few boxes smaller than the input are interpolated.
-      if (x2 - x1 >= size && y2 - y1 >= size) table.resizeRegionToChw(x1, y1, x2 - x1, y2 - y1, size, size, batch, n * per);
+      // Shrinks by the table's cell size or more come from the table (a cost independent of the
+      // box size); smaller shrinks read the box's own pixels, and upscales interpolate.
+      const limit = size * table.cellSize;
+      if (x2 - x1 >= limit && y2 - y1 >= limit) table.resizeRegionToChw(x1, y1, x2 - x1, y2 - y1, size, size, batch, n * per);
       else cropResizeToChw(image, x1, y1, x2, y2, size, batch, n * per);
     });
     return batch;

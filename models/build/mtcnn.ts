@@ -22,14 +22,16 @@
 // and needs no Transpose at all; P-Net output maps come out in normal orientation directly.
 //
 // Op mapping: input normalisation -> Sub/Mul; CONV_2D -> Conv (OHWI -> OIHW, optional spatial
-// swap); Relu/Neg/Relu/Neg/Mul(alpha)/Add (decomposed PReLU) -> PRelu; MAX_POOL_2D -> MaxPool
+// swap); Relu/Neg/Relu/Neg/Mul(alpha)/Add (decomposed PReLU) -> a·x + (1−a)·Relu(x) (see prelu()); MAX_POOL_2D -> MaxPool
 // (SAME -> auto_pad SAME_UPPER); FULLY_CONNECTED -> Flatten + Gemm(transB) with permuted weights;
 // ReduceMax/Sub/Exp/Sum/Div over the channel axis (decomposed softmax) -> Softmax(axis=1).
+// Then two exact rewrites for onnxruntime: the input normalisation is folded into the first
+// Conv, and P-Net's two-channel Softmax becomes a Sigmoid of ±(l1 − l0).
 // Anything else in a file is rejected with an error rather than guessed at.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { GraphBuilder, type Dim } from '../onnx/graph-builder.js';
+import { type GraphNode, GraphBuilder, type Dim } from '../onnx/graph-builder.js';
 import { readTflite, type TfliteGraph, type TfliteOperator, type TfliteTensor, type Activation } from '../tflite/reader.js';
 
 export type MtcnnStage = 'pnet' | 'rnet' | 'onet';
@@ -79,6 +81,9 @@ export function buildMtcnnStageOriented(stage: MtcnnStage, tflite: Uint8Array, o
   converter.values.set(inIndex, { name: normalised, rank: 4 });
 
   converter.convertAll();
+  foldInputNormalisation(g, x, normalised);
+
+  twoWaySoftmaxAsSigmoid(g);
 
   const roles = outputRoles(stage, graph);
   for (const [role, index] of roles) {
@@ -344,12 +349,26 @@ class Converter {
     const alpha = alphaT.data;
     const channels = this.tensor(x).shape.at(-1) ?? 0;
     if (alpha.length !== channels && alpha.length !== 1) return false;
-    const slopeDims = xv.rank === 4 ? [alpha.length, 1, 1] : [alpha.length];
-    const slope = this.g.initializer(`${shortName(alphaT.name)}_slope`, alpha, slopeDims);
-    const y = this.g.op('PRelu', [xv.name, slope], {}, shortName(alphaT.name));
+    const y = this.prelu(xv.name, alpha, xv.rank, shortName(alphaT.name));
     for (const [j] of [neg1, relu2, neg2, mul, add]) this.consumed.add(j);
     this.define(add[1].outputs[0], { name: y, rank: xv.rank });
     return true;
+  }
+
+  /**
+   * PReLU(x) = a·x + (1 − a)·Relu(x), written with Mul/Relu/Add: onnxruntime's CPU PRelu kernel
+   * with per-channel slopes was the slowest op of all three stages (more time than the
+   * convolutions), while its Mul with a [C,1,1] operand is vectorised. Exact up to float
+   * rounding; the slopes here are negative in places and above 1 in others, so no cheaper
+   * identity (max(x, a·x), PReLU after max-pooling) holds.
+   */
+  private prelu(x: string, alpha: Float32Array, rank: number, name: string): string {
+    const dims = rank === 4 ? [alpha.length, 1, 1] : [alpha.length];
+    const slope = this.g.initializer(`${name}_slope`, alpha, dims);
+    const keep = this.g.initializer(`${name}_keep`, alpha.map((a) => 1 - a), dims);
+    const linear = this.g.op('Mul', [x, slope], {}, `${name}_linear`);
+    const positive = this.g.op('Mul', [this.g.op('Relu', [x], {}, `${name}_relu`), keep], {}, `${name}_positive`);
+    return this.g.op('Add', [linear, positive], {}, name);
   }
 
   /** ReduceMax(x, last, keep)->m, Sub(x,m)->s, Exp(s)->e, Sum(e, last, keep)->z, Div(e,z)->out == Softmax. */
@@ -390,6 +409,74 @@ class Converter {
     const xv = this.value(op.inputs[0] as number);
     this.define(op.outputs[0], { name: this.g.op('Softmax', [xv.name], { axis: 1 }), rank: xv.rank });
   }
+}
+
+// Rewrites for onnxruntime's CPU kernels, exact up to float rounding.
+
+/** The single node reading `value`, or undefined when none or several do. */
+function soleConsumer(g: GraphBuilder, value: string): GraphNode | undefined {
+  const readers = g.nodes.filter((n) => n.inputs.includes(value));
+  return readers.length === 1 ? readers[0] : undefined;
+}
+
+function floatInitializer(g: GraphBuilder, name: string | undefined): Float32Array | undefined {
+  const init = name === undefined ? undefined : g.initializers.get(name);
+  return init?.data instanceof Float32Array ? init.data : undefined;
+}
+
+/**
+ * (x − mean)·scale feeding an unpadded Conv becomes that Conv's own weights and bias:
+ * W·((x − m)·s) + b = (s·W)·x + (b − m·s·ΣW). Two full-frame passes fewer on every P-Net level.
+ */
+function foldInputNormalisation(g: GraphBuilder, input: string, normalised: string): void {
+  const conv = soleConsumer(g, normalised);
+  if (!conv || conv.opType !== 'Conv' || conv.attributes.auto_pad !== undefined) return;
+  const pads = conv.attributes.pads;
+  if (!Array.isArray(pads) || pads.some((p) => p !== 0)) return;
+  const w = floatInitializer(g, conv.inputs[1]);
+  const wInit = g.initializers.get(conv.inputs[1] as string);
+  if (!w || !wInit) return;
+  const co = wInit.dims[0] as number;
+  const per = w.length / co;
+  const bias = floatInitializer(g, conv.inputs[2]) ?? new Float32Array(co);
+  const newW = w.map((v) => v * SCALE);
+  const newB = bias.map((b, o) => {
+    let sum = 0;
+    for (let k = o * per; k < (o + 1) * per; k++) sum += w[k] as number;
+    return b - MEAN * SCALE * sum;
+  });
+  conv.inputs = [input, g.initializer(`${conv.name}_w_folded`, newW, wInit.dims), g.initializer(`${conv.name}_b_folded`, newB, [co])];
+  const centred = g.nodes.find((n) => n.outputs.includes(normalised))?.inputs[0];
+  g.nodes.splice(0, g.nodes.length, ...g.nodes.filter((n) => !n.outputs.includes(normalised) && !n.outputs.includes(centred ?? '')));
+  g.pruneUnusedInitializers();
+}
+
+/**
+ * A Softmax over the two channels of a Conv's output (P-Net's face map) becomes a Sigmoid of
+ * a Conv computing ±(l1 − l0): softmax(l0, l1) = (σ(l0 − l1), σ(l1 − l0)). onnxruntime runs
+ * Softmax on a non-last axis through transposes, while a Sigmoid fuses into the Conv.
+ */
+function twoWaySoftmaxAsSigmoid(g: GraphBuilder): void {
+  for (const softmax of g.nodes.filter((n) => n.opType === 'Softmax')) {
+    const conv = g.nodes.find((n) => n.outputs.includes(softmax.inputs[0] as string));
+    if (!conv || conv.opType !== 'Conv' || soleConsumer(g, conv.outputs[0] as string) !== softmax) continue;
+    const wInit = g.initializers.get(conv.inputs[1] as string);
+    const w = floatInitializer(g, conv.inputs[1]);
+    if (!w || !wInit || wInit.dims[0] !== 2) continue;
+    const per = w.length / 2;
+    const bias = floatInitializer(g, conv.inputs[2]) ?? new Float32Array(2);
+    const newW = new Float32Array(w.length);
+    for (let k = 0; k < per; k++) {
+      const d = (w[per + k] as number) - (w[k] as number);
+      newW[k] = -d;
+      newW[per + k] = d;
+    }
+    const db = (bias[1] as number) - (bias[0] as number);
+    conv.inputs = [conv.inputs[0] as string, g.initializer(`${conv.name}_w_diff`, newW, wInit.dims), g.initializer(`${conv.name}_b_diff`, new Float32Array([-db, db]), [2])];
+    softmax.opType = 'Sigmoid';
+    softmax.attributes = {};
+  }
+  g.pruneUnusedInitializers();
 }
 
 function shortName(tfliteName: string): string {
