@@ -146,7 +146,7 @@ export class MtcnnDetector {
     const stage = 'rnet';
     const size = 24;
     const threshold = this.options.thresholds[1];
-    const batch = this.cropBatch(image, table, boxes, size);
+    const batch = this.cropBatch(image, table, boxes, size, table.cellSize);
     const out = await this.sessions[stage].run({ input: { data: batch, dims: [boxes.length, 3, size, size] } });
     const prob = requireOutput(out, 'prob', stage);
     const reg = requireOutput(out, 'reg', stage);
@@ -166,7 +166,9 @@ export class MtcnnDetector {
   /** O-Net: final scores, boxes and the 5 landmarks. */
   private async output(image: RgbImage, table: IntegralImage, boxes: Box[]): Promise<DetectedFace[]> {
     const size = 48;
-    const batch = this.cropBatch(image, table, boxes, size);
+    // O-Net places the landmarks the chips are aligned by: its crops are exact area averages
+    // unless the box shrinks 4× or more, where the table's within-block spread is negligible.
+    const batch = this.cropBatch(image, table, boxes, size, 4);
     const out = await this.sessions.onet.run({ input: { data: batch, dims: [boxes.length, 3, size, size] } });
     const prob = requireOutput(out, 'prob', 'onet');
     const reg = requireOutput(out, 'reg', 'onet');
@@ -189,7 +191,7 @@ export class MtcnnDetector {
   }
 
   /** Crops each box (zero outside the image), resizes to size×size, packs one NCHW batch. */
-  private cropBatch(image: RgbImage, table: IntegralImage, boxes: readonly Box[], size: number): Float32Array {
+  private cropBatch(image: RgbImage, table: IntegralImage, boxes: readonly Box[], size: number, minTableShrink: number): Float32Array {
     const per = 3 * size * size;
     const batch = new Float32Array(boxes.length * per);
     boxes.forEach((box, n) => {
@@ -197,9 +199,10 @@ export class MtcnnDetector {
       const y1 = Math.round(box.y1);
       const x2 = Math.max(x1 + 1, Math.round(box.x2));
       const y2 = Math.max(y1 + 1, Math.round(box.y2));
-      // Shrinks by the table's cell size or more come from the table (a cost independent of the
-      // box size); smaller shrinks read the box's own pixels, and upscales interpolate.
-      const limit = size * table.cellSize;
+      // Shrinks by `minTableShrink` (at least the table's cell size) or more come from the table,
+      // at a cost independent of the box size; smaller shrinks read the box's own pixels (exact
+      // area averages), and upscales interpolate.
+      const limit = size * Math.max(minTableShrink, table.cellSize);
       if (x2 - x1 >= limit && y2 - y1 >= limit) table.resizeRegionToChw(x1, y1, x2 - x1, y2 - y1, size, size, batch, n * per);
       else cropResizeToChw(image, x1, y1, x2, y2, size, batch, n * per);
     });
