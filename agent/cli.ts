@@ -14,6 +14,8 @@ import { cosineSimilarity, euclideanDistance } from './recognition/embedder.js';
 import { embedEnrollmentImages } from './recognition/enrollment.js';
 import { type AnalyzedFace, FaceAnalyzer, type FaceAnalyzerOptions } from './recognition/face-analyzer.js';
 import { Gallery, validateIdentityName } from './recognition/gallery.js';
+import { occludeImageSet } from './occlusion/occlude-set.js';
+import { OCCLUDER_KINDS, type OccluderKind, parseOccluderKind } from './occlusion/occluders.js';
 import { drawDetections } from './vision/draw.js';
 import { decodeImage } from './vision/image.js';
 import type { DetectedFace } from './vision/mtcnn.js';
@@ -264,6 +266,37 @@ export function buildCli(): Command {
           writeManifest([{ ...entry, threshold }]);
           log.info(`recorded threshold ${threshold} for ${result.model} in models/manifest.json`);
         }
+      });
+    });
+
+  program
+    .command('occlude')
+    .description('write an occluded copy of a photo set (masks, sunglasses, scarves, hands, objects, 40% rectangles), placed by the detected landmarks')
+    .requiredOption('--images <dir>', 'photo folder (LFW layout or any tree of JPEG/PNG/WebP)')
+    .requiredOption('--out <dir>', 'output folder (same relative paths, plus occlusion.json)')
+    .requiredOption('--kind <kind>', `occluder: ${OCCLUDER_KINDS.join('|')}`, parseOccluderKind)
+    .option('--seed <n>', 'random seed (each photo is seeded by the seed and its path)', (v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected a non-negative integer, got "${v}"`);
+      return n;
+    }, 1)
+    .option('--pairs <file>', 'occlude only the images this LFW pairs file names')
+    .option('--probes-only', 'with --pairs: occlude only the second image of each pair (clean gallery, occluded probe)')
+    .option('--limit <n>', 'only the first N images', positiveNumber)
+    .option('--min-face <px>', 'smallest face to detect, in pixels', positiveNumber)
+    .action(async (flags: AnalyzerFlags & { images: string; out: string; kind: OccluderKind; seed: number; pairs?: string; probesOnly?: boolean; limit?: number }) => {
+      await withAnalyzer(flags, async (analyzer) => {
+        const result = await occludeImageSet(analyzer.detector, {
+          imagesDir: flags.images,
+          outDir: flags.out,
+          kind: flags.kind,
+          seed: flags.seed,
+          pairsFile: flags.pairs,
+          probesOnly: flags.probesOnly,
+          limit: flags.limit,
+          log: (line) => log.info(line),
+        });
+        printJson({ out: flags.out, kind: result.kind, seed: result.seed, images: result.images, noFace: result.noFace, meanCoverage: round(result.meanCoverage, 3), variants: result.variants });
       });
     });
 
