@@ -219,7 +219,10 @@ export class MqttPublisher {
       const offline = this.client.publishAsync(this.topics.availability, 'offline', { qos: 1, retain: true });
       const timeout = new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref());
       await Promise.race([offline.then(() => undefined), timeout]).catch((err: Error) => this.log('warn', `MQTT: publishing offline failed: ${err.message}`));
-      await this.client.endAsync();
+      // A clean end waits for every unacknowledged publish; a broker that stopped answering must not hold the exit.
+      const ended = this.client.endAsync().then(() => true);
+      const waited = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 500).unref());
+      if (!(await Promise.race([ended, waited]))) await this.client.endAsync(true);
     } else {
       await this.client.endAsync(true);
     }
