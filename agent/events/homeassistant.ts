@@ -120,10 +120,11 @@ export class HomeAssistantDiscovery {
   }
 
   async start(): Promise<void> {
+    // Not yet connected: the first 'connect' announces.
+    if (this.client.connected) this.announce();
     this.client.on('connect', this.onConnect);
     this.client.on('message', this.onMessage);
     await this.client.subscribeAsync(this.statusTopic, { qos: 1 });
-    this.announce();
   }
 
   /** Discovery for every camera, then each camera's current state (retained). Only while connected: a reconnect announces again. */
