@@ -6,8 +6,9 @@
 //   <prefix>/<agent>/stats              stats (JSON), QoS 0, not retained
 //   <prefix>/<agent>/errors             errors a technician must see (rejected config, failed
 //                                       inference…) as JSON { time, source, message, details? }, QoS 1
-// mqtt.js reconnects by itself; QoS 1 messages published while disconnected wait in its in-memory
-// queue and go out after the reconnect.
+// mqtt.js reconnects by itself. The agent sends identity events through the durable outbox
+// (outbox.ts, outbox-relay.ts) on this client, not through publishIdentity(): mqtt.js's in-memory
+// queue is not a place to keep events.
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
