@@ -89,7 +89,10 @@ describe('outbox on SQLite', () => {
 /** Records identity events from the broker; a persistent session (clean: false) so a broker restart loses nothing for it. */
 class EventSubscriber {
   readonly events: { event: IdentityEvent; retain: boolean; topic: string }[] = [];
-  private constructor(readonly client: MqttClient) {
+  private constructor(
+    readonly client: MqttClient,
+    readonly topic: string,
+  ) {
     client.on('message', (topic, payload, packet) => {
       if (topic.endsWith('/identity')) this.events.push({ event: JSON.parse(payload.toString()) as IdentityEvent, retain: packet.retain, topic });
     });
@@ -97,7 +100,7 @@ class EventSubscriber {
 
   static async connect(url: string, topic: string, clientId: string): Promise<EventSubscriber> {
     const client = await mqtt.connectAsync(url, { clientId, clean: false, reconnectPeriod: 200 });
-    const s = new EventSubscriber(client);
+    const s = new EventSubscriber(client, topic);
     await client.subscribeAsync(topic, { qos: 1 });
     return s;
   }
@@ -111,6 +114,12 @@ class EventSubscriber {
       else seen.set(event.eventId, event);
     }
     return [...seen.values()];
+  }
+
+  /** Waits until the client is connected again after a broker restart, and subscribed. */
+  async resubscribed(timeoutMs = 10_000): Promise<void> {
+    await waitFor('the subscriber to reconnect', () => this.client.connected, timeoutMs);
+    await this.client.subscribeAsync(this.topic, { qos: 1 });
   }
 
   close(): Promise<void> {
@@ -130,7 +139,8 @@ describe('outbox relay against Mosquitto', { skip: mosquittoAvailable() ? false 
   it('holds events on disk (not in mqtt.js) while the broker is down, drops the oldest beyond the limit, then delivers in order', async () => {
     const dir = tempDir();
     const sub = await EventSubscriber.connect(broker.url, 'fgbox/relay/+/identity', 'sub-relay');
-    const publisher = MqttPublisher.start({ url: broker.url, agentId: 'relay', prefix: 'fgbox', reconnectPeriodMs: 200 });
+    // A long reconnect period: the test decides when the publisher comes back (after the subscriber).
+    const publisher = MqttPublisher.start({ url: broker.url, agentId: 'relay', prefix: 'fgbox', reconnectPeriodMs: 3_600_000 });
     const drops: number[] = [];
     const outbox = Outbox.open(dir, { maxEvents: 15, onDrop: (n) => drops.push(n) });
     const relay = new OutboxRelay(outbox, publisher.client, { inFlight: 4 });
@@ -151,8 +161,10 @@ describe('outbox relay against Mosquitto', { skip: mosquittoAvailable() ? false 
       assert.equal(Object.keys(publisher.client.outgoing).length, 0, "nothing waits in mqtt.js's memory while disconnected");
       assert.equal(publisher.client.queue.length, 0);
       await broker.restart();
+      await sub.resubscribed();
+      publisher.client.reconnect();
       await waitFor('the backlog', () => outbox.depth === 0, 20_000, () => `depth ${outbox.depth}`);
-      await waitFor('the subscriber', () => sub.distinct().length === 16, 10_000, () => `got ${sub.distinct().length}`);
+      await waitFor('the subscriber', () => sub.distinct().length === 16, 10_000, () => `got ${sub.distinct().map((e) => e.identity).join()}`);
       const got = sub.distinct().map((e) => e.identity);
       assert.deepEqual(got, ['person-0', ...sent.slice(5).map((e) => e.identity)], 'the oldest five were dropped, the rest arrive in order');
       assert.equal(relay.delivered, 16);
@@ -172,10 +184,10 @@ describe('outbox relay against Mosquitto', { skip: mosquittoAvailable() ? false 
     const sub = await EventSubscriber.connect(broker.url, `fgbox/${agent}/+/identity`, 'sub-kill');
     const children: ChildProcess[] = [];
     /** Starts the child; resolves its reported indices (durably written events) as they come. */
-    const startChild = (first: number, count: number): { child: ChildProcess; enqueued: Map<number, string>; lines: string[] } => {
-      const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'test', 'support', 'outbox-child.ts'), broker.url, dir, agent, String(first), String(count), '40'], {
+    const startChild = (first: number, count: number, reconnectMs = 200): { child: ChildProcess; enqueued: Map<number, string>; lines: string[] } => {
+      const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'test', 'support', 'outbox-child.ts'), broker.url, dir, agent, String(first), String(count), '40', String(reconnectMs)], {
         cwd: repoRoot,
-        stdio: ['ignore', 'pipe', 'inherit'],
+        stdio: ['pipe', 'pipe', 'inherit'],
       });
       children.push(child);
       const enqueued = new Map<number, string>();
@@ -199,10 +211,15 @@ describe('outbox relay against Mosquitto', { skip: mosquittoAvailable() ? false 
       await exited(a.child);
       const producedA = a.enqueued.size;
       // Run 2: restarted while the broker is still down; more faces arrive, all go to the outbox.
-      const b = startChild(1000, 20);
+      // (Its reconnect period is long so that the test decides when it reaches the broker again.)
+      const b = startChild(1000, 20, 3_600_000);
       await waitFor('run 2 to produce its events', () => b.enqueued.size === 20, 60_000);
       assert.match(b.lines[0] ?? '', /^started depth [1-9]\d*$/, 'the restarted agent finds the backlog');
       await broker.restart();
+      // Mosquitto 2.0 does not queue for a persistent session restored from disk until its client is
+      // back: let the subscriber in first, then the agent.
+      await sub.resubscribed();
+      b.child.stdin?.write('reconnect\n');
       const expected = [...[...a.enqueued.keys()].sort((x, y) => x - y), ...[...b.enqueued.keys()].sort((x, y) => x - y)];
       await waitFor('every event', () => sub.distinct().length >= expected.length, 60_000, () => `got ${sub.distinct().length} of ${expected.length}`);
       await sleep(500);

@@ -1,15 +1,17 @@
 // A child process running the real event path of the agent — durable outbox (SQLite) → relay →
 // MqttPublisher — fed with synthetic identity events (faces "arriving" every intervalMs), for
-// tests that kill it with SIGKILL. argv: <broker url> <data dir> <agent id> <first index> <count (0 = endless)> <interval ms>
+// tests that kill it with SIGKILL. argv: <broker url> <data dir> <agent id> <first index> <count (0 = endless)> <interval ms> [reconnect ms]
 // Prints "enqueued <index> <eventId>" once each event is durably written; on SIGTERM flushes,
-// publishes 'offline' and prints "depth <n>" before exiting.
+// publishes 'offline' and prints "depth <n>" before exiting. A line "reconnect" on stdin makes it
+// try the broker at once (tests give a long reconnect period to choose when it comes back).
+import { createInterface } from 'node:readline';
 import { buildIdentityEvent } from '../../agent/events/identity-event.js';
 import { MqttPublisher } from '../../agent/events/mqtt-publisher.js';
 import { Outbox } from '../../agent/events/outbox.js';
 import { OutboxRelay } from '../../agent/events/outbox-relay.js';
 import { stampPublishTime } from '../../agent/events/event-services.js';
 
-const [url, dataDir, agentId, first, count, interval] = process.argv.slice(2);
+const [url, dataDir, agentId, first, count, interval, reconnect] = process.argv.slice(2);
 if (!url || !dataDir || !agentId || first === undefined || count === undefined || interval === undefined) {
   throw new Error('usage: outbox-child.ts <url> <dataDir> <agentId> <firstIndex> <count> <intervalMs>');
 }
@@ -17,7 +19,10 @@ const say = (line: string): void => {
   process.stdout.write(`${line}\n`);
 };
 
-const publisher = MqttPublisher.start({ url, agentId, prefix: 'fgbox', reconnectPeriodMs: 200, keepaliveSeconds: 5 });
+const publisher = MqttPublisher.start({ url, agentId, prefix: 'fgbox', reconnectPeriodMs: Number(reconnect ?? 200), keepaliveSeconds: 5 });
+createInterface({ input: process.stdin }).on('line', (line) => {
+  if (line.trim() === 'reconnect' && !publisher.isConnected) publisher.client.reconnect();
+});
 const outbox = Outbox.open(dataDir, { maxEvents: 10_000, maxAgeHours: 24 });
 const relay = new OutboxRelay(outbox, publisher.client, { inFlight: 5, stamp: stampPublishTime });
 say(`started depth ${outbox.depth}`);
