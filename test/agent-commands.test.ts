@@ -14,7 +14,7 @@ import sharp from 'sharp';
 import { FacegateAgent } from '../agent/agent.js';
 import { faceApiSamplePath, makeVideo } from '../agent/camera/slideshow-video.js';
 import { validateConfig } from '../agent/config/load-config.js';
-import { buildCommandHandlers, type CommandContext } from '../agent/events/command-handlers.js';
+import { buildCommandHandlers, type CommandContext, redactSecrets } from '../agent/events/command-handlers.js';
 import { CommandRouter } from '../agent/events/command-router.js';
 import type { IdentityEvent } from '../agent/events/identity-event.js';
 import { createLogger } from '../agent/logging.js';
@@ -147,6 +147,11 @@ describe('MQTT commands and Home Assistant discovery on a running agent', { skip
     assert.equal(data.mqtt.username, 'facegate');
     assert.deepEqual(data.cameras.map((c) => c.name), ['entrance', 'side']);
     assert.ok(!JSON.stringify(r).includes('hunter2'), 'the password never leaves the agent');
+    // Passwords inside URLs (cameras, broker) and TLS keys are redacted the same way.
+    assert.deepEqual(
+      redactSecrets({ cameras: [{ url: 'rtsp://admin:s3cret@192.0.2.10:554/live' }, { url: 'rtsp://192.0.2.11/live' }], mqtt: { url: 'mqtts://u:pw@b:8883', tls: { key: '/etc/k.pem' } } }),
+      { cameras: [{ url: 'rtsp://admin:***@192.0.2.10:554/live' }, { url: 'rtsp://192.0.2.11/live' }], mqtt: { url: 'mqtts://u:***@b:8883', tls: { key: '***' } } },
+    );
     assert.equal(typeof r.transaction, 'string');
     const numbered = await client.raw(BASE, 'config/get', JSON.stringify({ transaction: 42 }), 42);
     assert.equal(numbered.status, 'ok');
