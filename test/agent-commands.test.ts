@@ -270,6 +270,27 @@ describe('MQTT commands and Home Assistant discovery on a running agent', { skip
     }
   });
 
+  it('bounds the requests in progress: past commands.maxPending the answer is "busy"', async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const { z } = await import('zod');
+    const { command } = await import('../agent/events/command-router.js');
+    const router = new CommandRouter(client.client, { base: 'facegate/busy', maxPending: 1, handlers: { slow: command(z.object({}).strict(), async () => gate.then(() => 'done')) } });
+    await router.start();
+    await client.client.subscribeAsync('facegate/busy/response/#', { qos: 1 });
+    try {
+      const first = client.request('facegate/busy', 'slow');
+      await sleep(300);
+      const second = await client.request('facegate/busy', 'slow');
+      assert.equal(second.status, 'error');
+      assert.match(second.error as string, /busy: 1 requests in progress \(commands.maxPending\)/);
+      release();
+      assert.deepEqual(((await first) as { status: string; data: string }).data, 'done');
+    } finally {
+      router.stop();
+    }
+  });
+
   it('camera/enable and camera/disable start and stop one camera; the other keeps streaming', async () => {
     assert.deepEqual(agent.runningCameras, ['entrance']);
     const enabled = await client.request(BASE, 'camera/enable', { name: 'side' });
