@@ -1,15 +1,21 @@
 // The running agent: owns the lifecycles of its services — recognition core, gallery, broker
 // connection, cameras and their pipelines — starts them in order and stops them in reverse.
 // A camera that fails stays inside its own source and pipeline; the others keep running.
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { firstValueFrom, timeout } from 'rxjs';
 import { CameraSource, type CameraStats, type Frame } from './camera/camera-source.js';
 import { resolveFfmpeg } from './camera/ffmpeg-binary.js';
 import type { CameraSettings, FacegateConfig } from './config/schema.js';
 import { resolveDataDir } from './data-dir.js';
 import { resolveBroker } from './events/embedded-broker.js';
+import type { CommandContext } from './events/command-handlers.js';
+import { EventServices } from './events/event-services.js';
 import { buildIdentityEvent, type IdentityEvent } from './events/identity-event.js';
 import { MqttPublisher } from './events/mqtt-publisher.js';
 import type { Logger } from './logging.js';
+import { projectRoot } from './paths.js';
 import { BatchScheduler } from './pipeline/batch-scheduler.js';
 import { CameraPipeline, type PipelineStats } from './pipeline/camera-pipeline.js';
 import type { TrackDecision } from './pipeline/tracker.js';
@@ -42,6 +48,8 @@ export class FacegateAgent {
   private gallery: Gallery | undefined;
   private matcher: Matcher | undefined;
   private publisher: MqttPublisher | undefined;
+  /** Outbox, MQTT commands, Home Assistant discovery (agent/events/event-services.ts). */
+  private events: EventServices | undefined;
   private stopBroker: (() => Promise<void>) | undefined;
   private scheduler: BatchScheduler<RgbImage, Float32Array> | undefined;
   private readonly cameras = new Map<string, RunningCamera>();
@@ -110,6 +118,15 @@ export class FacegateAgent {
       },
       { log: (level, message) => log[level](message) },
     );
+    this.events = await EventServices.start({
+      config,
+      dataDir: this.dataDir,
+      publisher: this.publisher,
+      log,
+      version: (JSON.parse(readFileSync(join(projectRoot(), 'package.json'), 'utf8')) as { version: string }).version,
+      commands: this.commandContext(),
+      cameras: () => this.config.cameras.map((c) => c.name),
+    });
 
     this.scheduler = new BatchScheduler('embedder', (chips) => analyzer.embedder.embed(chips), {
       maxBatch: rec.maxBatch,
@@ -164,6 +181,34 @@ export class FacegateAgent {
     return true;
   }
 
+  /** What MQTT commands may do to the running agent. */
+  private commandContext(): CommandContext {
+    return {
+      config: () => this.config,
+      analyzer: () => this.faceAnalyzer,
+      gallery: () => {
+        if (!this.gallery) throw new Error('the agent is not started');
+        return this.gallery;
+      },
+      galleryChanged: () => {
+        if (this.gallery && this.matcher?.reload(this.gallery)) this.log.info({ identities: this.matcher.identities, embeddings: this.matcher.size }, 'gallery changed by an MQTT command; reloaded');
+      },
+      runningCameras: () => this.runningCameras,
+      startCamera: (cam) => this.startCamera(cam),
+      stopCamera: (name) => this.stopCamera(name),
+      nextFrame: (name, timeoutMs) => {
+        const running = this.cameras.get(name);
+        if (!running) return Promise.reject(new Error(`camera "${name}" is not running`));
+        return firstValueFrom(running.source.frames$.pipe(timeout({ first: timeoutMs, with: () => Promise.reject(new Error(`camera "${name}" sent no frame within ${timeoutMs} ms`)) })));
+      },
+    };
+  }
+
+  /** Identity events waiting in the durable outbox for a broker acknowledgement. */
+  get outboxDepth(): number {
+    return this.events?.outboxDepth ?? 0;
+  }
+
   /** Names of the cameras now running. */
   get runningCameras(): string[] {
     return [...this.cameras.keys()];
@@ -192,7 +237,13 @@ export class FacegateAgent {
     this.latencies.push(latencyMs);
     if (this.latencies.length > 1000) this.latencies.shift();
     this.eventsPublished++;
-    this.publisher?.publishIdentity(event).catch((err: unknown) => this.log.warn({ err: (err as Error).message, eventId: event.eventId }, 'identity event not delivered'));
+    try {
+      this.events?.publishIdentity(event);
+    } catch (err) {
+      // Only a failed disk write lands here: say so loudly, the event cannot be kept.
+      this.log.error({ err: (err as Error).message, eventId: event.eventId }, 'identity event not written to the outbox');
+      this.publisher?.publishError('outbox', `identity event ${event.eventId} not written to the outbox: ${(err as Error).message}`);
+    }
     this.options.onEvent?.({ event, latencyMs });
   }
 
@@ -206,6 +257,7 @@ export class FacegateAgent {
       time: new Date().toISOString(),
       cameras,
       events: { published: this.eventsPublished, latencyMs: { p50: pct(0.5), p95: pct(0.95) } },
+      ...(this.events ? this.events.stats() : {}),
       inference: {
         embedder: this.analyzer?.embedder.entry.name,
         provider: this.analyzer?.embedder.provider,
@@ -221,10 +273,22 @@ export class FacegateAgent {
     };
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Graceful stop within `timeoutMs` (default shutdownTimeoutSeconds): cameras stop reading and their
+   * in-flight frames finish, the outbox delivers what the broker accepts, then 'offline' is published.
+   * Undelivered events stay in the outbox for the next run.
+   */
+  async stop(timeoutMs = this.config.shutdownTimeoutSeconds * 1000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const left = (reserveMs = 0): number => Math.max(0, deadline - Date.now() - reserveMs);
     if (this.galleryTimer) clearInterval(this.galleryTimer);
     await Promise.all([...this.cameras.keys()].map((name) => this.stopCamera(name)));
-    await this.publisher?.stop();
+    // Keep about a second for 'offline' and the disconnect.
+    const flushed = await this.events?.flush(left(Math.min(1500, timeoutMs / 4)));
+    if (flushed === false) this.log.warn({ waiting: this.outboxDepth }, 'identity events not yet acknowledged stay in the outbox for the next run');
+    this.events?.stop();
+    await this.publisher?.stop(Math.max(200, left()));
+    this.events?.close();
     await this.stopBroker?.();
     this.gallery?.close();
     await this.analyzer?.close();

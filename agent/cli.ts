@@ -400,12 +400,23 @@ export function buildCli(): Command {
       });
       const agent = new FacegateAgent(config, log);
       await agent.start();
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
+      const signal = await new Promise<string>((resolve) => {
+        process.once('SIGINT', () => resolve('SIGINT'));
+        process.once('SIGTERM', () => resolve('SIGTERM'));
       });
-      log.info('stopping');
-      await agent.stop();
+      // Graceful within shutdownTimeoutSeconds; past it, or at a second signal, exit at once.
+      const boundMs = config.shutdownTimeoutSeconds * 1000;
+      const force = (why: string): void => {
+        log.error(why);
+        process.exit(1);
+      };
+      setTimeout(() => force(`shutdown took longer than ${config.shutdownTimeoutSeconds} s: exiting now`), boundMs).unref();
+      process.once('SIGINT', () => force('second signal: exiting now'));
+      process.once('SIGTERM', () => force('second signal: exiting now'));
+      log.info({ signal, timeoutSeconds: config.shutdownTimeoutSeconds }, 'stopping');
+      await agent.stop(Math.max(100, boundMs - 500));
+      log.info('stopped');
+      process.exit(0);
     });
 
   program

@@ -6,8 +6,9 @@
 //   <prefix>/<agent>/stats              stats (JSON), QoS 0, not retained
 //   <prefix>/<agent>/errors             errors a technician must see (rejected config, failed
 //                                       inference…) as JSON { time, source, message, details? }, QoS 1
-// mqtt.js reconnects by itself; QoS 1 messages published while disconnected wait in its in-memory
-// queue and go out after the reconnect.
+// mqtt.js reconnects by itself. The agent sends identity events through the durable outbox
+// (outbox.ts, outbox-relay.ts) on this client, not through publishIdentity(): mqtt.js's in-memory
+// queue is not a place to keep events.
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
@@ -219,7 +220,10 @@ export class MqttPublisher {
       const offline = this.client.publishAsync(this.topics.availability, 'offline', { qos: 1, retain: true });
       const timeout = new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref());
       await Promise.race([offline.then(() => undefined), timeout]).catch((err: Error) => this.log('warn', `MQTT: publishing offline failed: ${err.message}`));
-      await this.client.endAsync();
+      // A clean end waits for every unacknowledged publish; a broker that stopped answering must not hold the exit.
+      const ended = this.client.endAsync().then(() => true);
+      const waited = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 500).unref());
+      if (!(await Promise.race([ended, waited]))) await this.client.endAsync(true);
     } else {
       await this.client.endAsync(true);
     }

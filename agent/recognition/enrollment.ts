@@ -13,23 +13,35 @@ export interface EnrolledImage {
   score: number;
 }
 
+/** One enrollment image: a file path, or encoded bytes (e.g. from an MQTT request) with a label naming it in errors. */
+export interface EnrollmentImage {
+  label: string;
+  input: string | Uint8Array;
+}
+
 /** One embedding per image, or an error naming every image that has zero or several faces. */
 export async function embedEnrollmentImages(analyzer: FaceAnalyzer, files: readonly string[], keepPhotos: boolean): Promise<{ items: EnrollItem[]; images: EnrolledImage[] }> {
-  if (files.length === 0) throw new Error('no images given');
+  return embedEnrollmentInputs(analyzer, files.map((file) => ({ label: file, input: file })), keepPhotos);
+}
+
+/** The same rules for files and in-memory images: the CLI and the MQTT `enroll` command share them. */
+export async function embedEnrollmentInputs(analyzer: FaceAnalyzer, inputs: readonly EnrollmentImage[], keepPhotos: boolean): Promise<{ items: EnrollItem[]; images: EnrolledImage[] }> {
+  if (inputs.length === 0) throw new Error('no images given');
   const model = analyzer.embedder.entry.name;
   const items: EnrollItem[] = [];
   const images: EnrolledImage[] = [];
   const problems: string[] = [];
-  for (const file of files) {
-    const faces = await analyzer.analyze(await decodeImage(file));
+  for (const { label, input } of inputs) {
+    const faces = await analyzer.analyze(await decodeImage(input, label));
     if (faces.length !== 1) {
-      problems.push(faces.length === 0 ? `${file}: no face found` : `${file}: ${faces.length} faces found`);
+      problems.push(faces.length === 0 ? `${label}: no face found` : `${label}: ${faces.length} faces found`);
       continue;
     }
     const face = faces[0] as (typeof faces)[number];
-    items.push({ embedding: face.embedding, model, source: basename(file), ...(keepPhotos ? { photo: readFileSync(file) } : {}) });
+    const photo = keepPhotos ? (typeof input === 'string' ? readFileSync(input) : input) : undefined;
+    items.push({ embedding: face.embedding, model, source: typeof input === 'string' ? basename(input) : label, ...(photo ? { photo } : {}) });
     images.push({
-      file,
+      file: label,
       box: { x: face.box.x1, y: face.box.y1, w: face.box.x2 - face.box.x1, h: face.box.y2 - face.box.y1 },
       score: face.score,
     });

@@ -1,5 +1,6 @@
 // Starts and stops a real Mosquitto broker (Debian package `mosquitto`) on a free loopback port,
-// with a temporary config: anonymous access, no persistence (a restart forgets retained messages).
+// with a temporary config: anonymous access, no persistence (a restart forgets retained messages)
+// unless started with `persistence: true` (sessions, queued and retained messages survive a restart).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -42,11 +43,12 @@ export class Mosquitto {
     return this.log;
   }
 
-  static async start(port?: number): Promise<Mosquitto> {
+  static async start(port?: number, options: { persistence?: boolean } = {}): Promise<Mosquitto> {
     const dir = await mkdtemp(join(tmpdir(), 'facegate-mosquitto-'));
     const p = port ?? (await freePort());
     const config = join(dir, 'mosquitto.conf');
-    await writeFile(config, `listener ${p} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stdout\nlog_type error\nlog_type warning\nlog_type notice\n`);
+    const persistence = options.persistence ? `persistence true\npersistence_location ${dir}/\n` : 'persistence false\n';
+    await writeFile(config, `listener ${p} 127.0.0.1\nallow_anonymous true\n${persistence}log_dest stdout\nlog_type error\nlog_type warning\nlog_type notice\n`);
     const m = new Mosquitto(p, dir, config);
     await m.run();
     return m;
