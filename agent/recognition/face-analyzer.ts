@@ -82,6 +82,11 @@ export class FaceAnalyzer {
     return this.embedFaces(image, await this.detect(image));
   }
 
+  /** The execution provider of each model, and the providers passed over with their reasons. */
+  get sessionsInfo(): { model: string; provider: ModelSession['provider']; skipped: ModelSession['skipped'] }[] {
+    return this.sessions.map((s) => ({ model: s.name, provider: s.provider, skipped: s.skipped }));
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.sessions.map((s) => s.release()));
   }
