@@ -9,6 +9,10 @@ import { resolveDataDir } from './data-dir.js';
 import { resolveBroker } from './events/embedded-broker.js';
 import { buildIdentityEvent, type IdentityEvent } from './events/identity-event.js';
 import { MqttPublisher } from './events/mqtt-publisher.js';
+import { HealthService } from './health/health-service.js';
+import { checkVariant, EmbedderRuntime, embedderFactory } from './inference/embedder-runtime.js';
+import { ModelRegistry } from './inference/model-registry.js';
+import type { SessionOptions } from './inference/onnx-session.js';
 import type { Logger } from './logging.js';
 import { BatchScheduler } from './pipeline/batch-scheduler.js';
 import { CameraPipeline, type PipelineStats } from './pipeline/camera-pipeline.js';
@@ -48,6 +52,9 @@ export class FacegateAgent {
   private galleryTimer: NodeJS.Timeout | undefined;
   private ffmpegPath = 'ffmpeg';
   private readonly latencies: number[] = [];
+  /** Metrics, /healthz + /metrics, GPU memory watchdog (agent/health). */
+  readonly health: HealthService;
+  private embedderRuntime: EmbedderRuntime | undefined;
   private eventsPublished = 0;
   brokerUrl = '';
 
@@ -58,20 +65,52 @@ export class FacegateAgent {
   ) {
     this.agentId = config.agent.id ?? hostname().replace(/[^A-Za-z0-9_.-]/g, '-');
     this.dataDir = resolveDataDir(config.dataDir);
+    this.health = new HealthService(config.health, log, {
+      running: () => [...this.cameras.values()].map((c) => ({ stats: c.source.stats(), pipeline: c.pipeline.stats })),
+      enabledCameras: () => config.cameras.filter((c) => c.enabled).map((c) => c.name),
+      broker: () => ({ connected: this.publisher?.isConnected ?? false, url: this.brokerUrl }),
+      models: () => this.analyzer?.sessionsInfo ?? [],
+      publisher: () => this.publisher,
+    });
   }
 
   async start(): Promise<void> {
     const { config, log } = this;
     const rec = config.recognition;
+    const registry = ModelRegistry.load();
+    const gpu = config.health.gpu;
+    const variant = gpu.criticalEmbedder ? registry.get(gpu.criticalEmbedder) : undefined;
+    if (variant) checkVariant(rec.embedder ? registry.get(rec.embedder) : registry.defaultFor('embedder'), variant);
+    const inference = config.inference;
+    const session: SessionOptions = {
+      providers: inference.providers,
+      cuda: inference.cuda,
+      intraOpThreads: inference.cpuThreads,
+      log: (level, message) => log[level](message),
+      observe: (run) => this.health.metrics.observeInference(run),
+    };
     this.analyzer = await FaceAnalyzer.create({
       embedder: rec.embedder,
       detector: { minFaceSize: rec.minFaceSize },
       flipAverage: rec.flipAverage,
+      session,
+      registry,
       log: (line) => log.info(line),
     });
     const analyzer = this.analyzer;
     const model = analyzer.embedder.entry;
-    log.info({ embedder: model.name, provider: analyzer.embedder.provider, template: analyzer.template.name }, 'recognition core ready');
+    log.info({ embedder: model.name, providers: Object.fromEntries(analyzer.sessionsInfo.map((m) => [m.model, m.provider])), template: analyzer.template.name }, 'recognition core ready');
+    const embedderRuntime = new EmbedderRuntime({
+      primary: analyzer.embedder,
+      providers: inference.providers,
+      create: embedderFactory(registry, analyzer.embedder, session),
+      onError: (message, details) => {
+        log.error(details, message);
+        this.publisher?.publishError('inference', message, details);
+      },
+      log: (level, message) => log[level](message),
+    });
+    this.embedderRuntime = embedderRuntime;
 
     this.gallery = Gallery.open(this.dataDir, { keepPhotos: config.gallery.keepPhotos });
     if (config.gallery.keepPhotos) {
@@ -111,9 +150,10 @@ export class FacegateAgent {
       { log: (level, message) => log[level](message) },
     );
 
-    this.scheduler = new BatchScheduler('embedder', (chips) => analyzer.embedder.embed(chips), {
+    this.scheduler = new BatchScheduler('embedder', (chips) => embedderRuntime.embed(chips), {
       maxBatch: rec.maxBatch,
       maxWaitMs: rec.maxWaitMs,
+      onBatch: (size) => this.health.metrics.observeBatch(model.name, size),
       // Waiting only pays when another camera's faces are on their way.
       moreComing: () => [...this.cameras.values()].some((c) => c.pipeline.busy),
     });
@@ -121,6 +161,7 @@ export class FacegateAgent {
     for (const cam of config.cameras.filter((c) => c.enabled)) this.startCamera(cam);
     if (this.cameras.size === 0) log.warn('no camera is enabled: add cameras to the config or pass --camera NAME=URL');
     this.publisher.startStats(config.mqtt.statsIntervalSeconds * 1000, () => this.stats());
+    await this.health.start({ scheduler: this.scheduler, maxBatch: rec.maxBatch, embedder: embedderRuntime, variant });
     log.info({ agent: this.agentId, cameras: [...this.cameras.keys()], broker: broker.url, prefix: config.mqtt.prefix }, 'facegate agent running');
   }
 
@@ -141,6 +182,7 @@ export class FacegateAgent {
           match: (e) => (this.matcher as Matcher).match(e),
           onDecision: (camera, decision, frame) => this.publish(camera, decision, frame),
           log,
+          admit: (frame) => this.health.admit(cam.name, cam.fps, frame.capturedAt),
         },
         { reportUnknown: config.events.reportUnknown, cooldownMs: config.events.cooldownSeconds * 1000, minVotes: config.events.minVotes },
       );
@@ -192,6 +234,7 @@ export class FacegateAgent {
     this.latencies.push(latencyMs);
     if (this.latencies.length > 1000) this.latencies.shift();
     this.eventsPublished++;
+    this.health.metrics.countIdentityEvent(camera, decision.unknown);
     this.publisher?.publishIdentity(event).catch((err: unknown) => this.log.warn({ err: (err as Error).message, eventId: event.eventId }, 'identity event not delivered'));
     this.options.onEvent?.({ event, latencyMs });
   }
@@ -210,7 +253,12 @@ export class FacegateAgent {
         embedder: this.analyzer?.embedder.entry.name,
         provider: this.analyzer?.embedder.provider,
         batches: this.scheduler?.stats,
+        maxBatch: this.scheduler?.maxBatch,
+        // Active provider per model, with the providers passed over and why.
+        models: this.analyzer?.sessionsInfo ?? [],
+        embedderRuntime: this.embedderRuntime?.stats(),
       },
+      health: this.health.stats(),
       gallery: {
         identities: this.matcher?.identities ?? 0,
         embeddings: this.matcher?.size ?? 0,
@@ -223,10 +271,12 @@ export class FacegateAgent {
 
   async stop(): Promise<void> {
     if (this.galleryTimer) clearInterval(this.galleryTimer);
+    await this.health.stop();
     await Promise.all([...this.cameras.keys()].map((name) => this.stopCamera(name)));
     await this.publisher?.stop();
     await this.stopBroker?.();
     this.gallery?.close();
+    await this.embedderRuntime?.close();
     await this.analyzer?.close();
   }
 }

@@ -6,6 +6,8 @@ import { type ResourceSample, sampleResources } from './resource-sampler.js';
 
 export interface GpuWatchdogOptions extends PressureThresholds {
   pollMs: number;
+  /** Feed readings to the state machine (default true); false: read and report only (no GPU session here). */
+  act?: boolean;
   /** Clock for the hysteresis (tests drive it). */
   now?: () => number;
   sample?: () => Promise<ResourceSample>;
@@ -91,7 +93,7 @@ export class GpuWatchdog {
       log('info', 'GPU watchdog: no NVIDIA GPU found (systeminformation needs nvidia-smi and lspci); watching process memory only');
     }
     this.hooks.onSample?.(sample);
-    const used = sample.gpus.length ? Math.max(...sample.gpus.map((g) => g.usedPercent)) : null;
+    const used = this.options.act !== false && sample.gpus.length ? Math.max(...sample.gpus.map((g) => g.usedPercent)) : null;
     for (const t of await this.machine.update(used, (this.options.now ?? Date.now)())) {
       this.transitions.push(t);
       if (this.transitions.length > KEEP_TRANSITIONS) this.transitions.shift();
