@@ -95,6 +95,8 @@ export class FacegateAgent {
       flipAverage: rec.flipAverage,
       session,
       registry,
+      // Cameras share the detector: their R-Net/O-Net runs merge while one is in flight.
+      batchDetectorStages: { maxRequests: 16 },
       log: (line) => log.info(line),
     });
     const analyzer = this.analyzer;
