@@ -96,7 +96,7 @@ export class FacegateAgent {
       session,
       registry,
       // Cameras share the detector: their R-Net/O-Net runs merge while one is in flight.
-      batchDetectorStages: { maxRequests: 16 },
+      batchDetectorStages: inference.mergeDetectorRuns ? { maxRequests: 16 } : undefined,
       log: (line) => log.info(line),
     });
     const analyzer = this.analyzer;

@@ -24,6 +24,8 @@ export const inferenceConfigSchema = z
     cuda: cudaConfigSchema.prefault({}),
     /** ORT intra-op threads on the CPU; default: the machine's core count. */
     cpuThreads: z.number().int().positive().optional(),
+    /** Merge R-Net/O-Net runs of cameras detecting at the same time into one run (npm run bench:batching measures it). */
+    mergeDetectorRuns: z.boolean().default(true),
   })
   .strict()
   .prefault({});

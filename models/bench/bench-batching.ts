@@ -7,7 +7,9 @@
 //     B = 1, 2, 4, 8, 16: latency per call and faces/s.
 //  2. Scheduler: C simulated cameras each submit one frame's faces (1–3) in a loop through the
 //     shared BatchScheduler with maxBatch B: faces/s and request latency (submit → embedding).
-//  3. GC: garbage collections (node:perf_hooks 'gc' entries) and heap growth per 1000 faces, with
+//  3. R-Net/O-Net: C cameras' candidate crops (12 per frame for R-Net, 4 for O-Net) run one frame
+//     after another against merged into one run (the agent's batchedSession).
+//  4. GC: garbage collections (node:perf_hooks 'gc' entries) and heap growth per 1000 faces, with
 //     the reused input buffers (the agent's path) against a fresh input tensor per call.
 //
 //   npm run bench:batching [-- --json PATH] [--no-readme] [--quick] [--cameras N]
@@ -20,6 +22,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import v8 from 'node:v8';
 import { decodeImage } from '../../agent/vision/image.js';
 import { ModelRegistry } from '../../agent/inference/model-registry.js';
+import { batchedSession } from '../../agent/inference/batched-session.js';
 import { createSession, type ModelSession } from '../../agent/inference/onnx-session.js';
 import { BatchScheduler } from '../../agent/pipeline/batch-scheduler.js';
 import { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
@@ -57,6 +60,7 @@ interface GcStats {
 
 interface DirectRow { batch: number; latency: Latency; facesPerSec: number; gc: GcStats }
 interface SchedulerRow { maxBatch: number; cameras: number; facesPerSec: number; requestLatency: Latency; meanBatch: number; gc: GcStats }
+interface StageRow { model: string; cameras: number; cropsPerFrame: number; separateMs: Latency; mergedMs: Latency; speedup: number }
 interface GcRow { path: string; batch: number; faces: number; gc: GcStats; facesPerSec: number }
 
 const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number;
@@ -136,7 +140,7 @@ function parseArgs(argv: readonly string[]): Args {
   return args;
 }
 
-function table(direct: DirectRow[], sched: SchedulerRow[], gc: GcRow[]): string {
+function table(direct: DirectRow[], sched: SchedulerRow[], stages: StageRow[], gc: GcRow[]): string {
   const lines = [
     '| batch (faces) | embed call median ms | p95 ms | faces/s | GCs / 1000 faces |',
     '|---:|---:|---:|---:|---:|',
@@ -145,6 +149,10 @@ function table(direct: DirectRow[], sched: SchedulerRow[], gc: GcRow[]): string 
     `| scheduler maxBatch | cameras | mean batch | faces/s | request p50 ms | p95 ms |`,
     '|---:|---:|---:|---:|---:|---:|',
     ...sched.map((r) => `| ${r.maxBatch} | ${r.cameras} | ${fmt(r.meanBatch)} | ${fmt(r.facesPerSec, 0)} | ${fmt(r.requestLatency.medianMs)} | ${fmt(r.requestLatency.p95Ms)} |`),
+    '',
+    '| detector stage | cameras | crops / frame | one run per frame, median ms | merged run, median ms | speed-up |',
+    '|---|---:|---:|---:|---:|---:|',
+    ...stages.map((r) => `| ${r.model} | ${r.cameras} | ${r.cropsPerFrame} | ${fmt(r.separateMs.medianMs, 2)} | ${fmt(r.mergedMs.medianMs, 2)} | ${fmt(r.speedup, 2)}× |`),
     '',
     '| input path | batch | faces | GCs / 1000 faces | GC ms / 1000 faces | heap growth MiB | ArrayBuffer growth MiB | faces/s |',
     '|---|---:|---:|---:|---:|---:|---:|---:|',
@@ -220,6 +228,36 @@ async function main(): Promise<void> {
     log(`  maxBatch ${String(b).padStart(2)}: mean batch ${fmt(row.meanBatch)}  ${fmt(row.facesPerSec, 0).padStart(5)} faces/s  request p50 ${fmt(row.requestLatency.medianMs)} ms  p95 ${fmt(row.requestLatency.p95Ms)} ms`);
   }
 
+  log(`R-Net/O-Net, ${args.cameras} cameras' crops: separate runs vs one merged run:`);
+  const stages: StageRow[] = [];
+  for (const [name, size, per] of [['mtcnn-rnet', 24, 12], ['mtcnn-onet', 48, 4]] as const) {
+    const e = registry.get(name);
+    await registry.ensure([e], log);
+    const stage = await createSession(e.name, registry.pathOf(e), { log: (_l, m) => log(m) });
+    const merged = batchedSession({ ...stage, release: async () => {} }, { maxRequests: 32 });
+    const rnd = seededRandom(size);
+    const frames = Array.from({ length: args.cameras }, () => ({ input: { data: Float32Array.from({ length: per * 3 * size * size }, () => Math.floor(rnd() * 256)), dims: [per, 3, size, size] } }));
+    const reps = n(30, 2);
+    for (const f of frames) await stage.run(f); // warm-up, both paths
+    await Promise.all(frames.map((f) => merged.run(f)));
+    const separate: number[] = [];
+    const together: number[] = [];
+    for (let i = 0; i < reps; i++) {
+      let t = performance.now();
+      for (const f of frames) await stage.run(f);
+      separate.push(performance.now() - t);
+      // As the agent: all cameras submit at once; the first runs alone, the rest merge behind it,
+      // so this is what N concurrent cameras cost.
+      t = performance.now();
+      await Promise.all(frames.map((f) => merged.run(f)));
+      together.push(performance.now() - t);
+    }
+    const row: StageRow = { model: name, cameras: args.cameras, cropsPerFrame: per, separateMs: latency(separate), mergedMs: latency(together), speedup: latency(separate).medianMs / latency(together).medianMs };
+    stages.push(row);
+    log(`  ${name}: separate ${fmt(row.separateMs.medianMs, 2)} ms, merged ${fmt(row.mergedMs.medianMs, 2)} ms (${fmt(row.speedup, 2)}×)`);
+    await stage.release();
+  }
+
   log('GC, reused input buffers vs a fresh tensor per call:');
   const gcRows: GcRow[] = [];
   const gcBatch = 8;
@@ -247,9 +285,10 @@ async function main(): Promise<void> {
     flipAverage: true,
     direct,
     scheduler: sched,
+    detectorStages: stages,
     gc: gcRows,
   };
-  const text = table(direct, sched, gcRows);
+  const text = table(direct, sched, stages, gcRows);
   log('');
   log(text);
   writeFileSync(args.json, `${JSON.stringify(results, null, 2)}\n`);
