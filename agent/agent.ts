@@ -14,6 +14,10 @@ import type { CommandContext } from './events/command-handlers.js';
 import { EventServices } from './events/event-services.js';
 import { buildIdentityEvent, type IdentityEvent } from './events/identity-event.js';
 import { MqttPublisher } from './events/mqtt-publisher.js';
+import { HealthService } from './health/health-service.js';
+import { checkVariant, EmbedderRuntime, embedderFactory } from './inference/embedder-runtime.js';
+import { ModelRegistry } from './inference/model-registry.js';
+import type { SessionOptions } from './inference/onnx-session.js';
 import type { Logger } from './logging.js';
 import { projectRoot } from './paths.js';
 import { BatchScheduler } from './pipeline/batch-scheduler.js';
@@ -53,9 +57,13 @@ export class FacegateAgent {
   private stopBroker: (() => Promise<void>) | undefined;
   private scheduler: BatchScheduler<RgbImage, Float32Array> | undefined;
   private readonly cameras = new Map<string, RunningCamera>();
+  private readonly wantedCameras = new Set<string>();
   private galleryTimer: NodeJS.Timeout | undefined;
   private ffmpegPath = 'ffmpeg';
   private readonly latencies: number[] = [];
+  /** Metrics, /healthz + /metrics, GPU memory watchdog (agent/health). */
+  readonly health: HealthService;
+  private embedderRuntime: EmbedderRuntime | undefined;
   private eventsPublished = 0;
   brokerUrl = '';
 
@@ -66,20 +74,57 @@ export class FacegateAgent {
   ) {
     this.agentId = config.agent.id ?? hostname().replace(/[^A-Za-z0-9_.-]/g, '-');
     this.dataDir = resolveDataDir(config.dataDir);
+    this.health = new HealthService(config.health, log, {
+      running: () => [...this.cameras.values()].map((c) => ({ stats: c.source.stats(), pipeline: c.pipeline.stats })),
+      // The cameras the agent means to run (config, hot reload, camera/enable|disable), whether
+      // or not they started: one that failed to start must make /healthz unhealthy.
+      enabledCameras: () => [...this.wantedCameras],
+      broker: () => ({ connected: this.publisher?.isConnected ?? false, url: this.brokerUrl }),
+      models: () => this.analyzer?.sessionsInfo ?? [],
+      publisher: () => this.publisher,
+    });
+    this.health.setOutboxDepthSource(() => this.outboxDepth);
   }
 
   async start(): Promise<void> {
     const { config, log } = this;
     const rec = config.recognition;
+    const registry = ModelRegistry.load();
+    const gpu = config.health.gpu;
+    const variant = gpu.criticalEmbedder ? registry.get(gpu.criticalEmbedder) : undefined;
+    if (variant) checkVariant(rec.embedder ? registry.get(rec.embedder) : registry.defaultFor('embedder'), variant);
+    const inference = config.inference;
+    const session: SessionOptions = {
+      providers: inference.providers,
+      cuda: inference.cuda,
+      intraOpThreads: inference.cpuThreads,
+      log: (level, message) => log[level](message),
+      observe: (run) => this.health.metrics.observeInference(run),
+    };
     this.analyzer = await FaceAnalyzer.create({
       embedder: rec.embedder,
       detector: { minFaceSize: rec.minFaceSize },
       flipAverage: rec.flipAverage,
+      session,
+      registry,
+      // Cameras share the detector: their R-Net/O-Net runs merge while one is in flight.
+      batchDetectorStages: inference.mergeDetectorRuns ? { maxRequests: 16 } : undefined,
       log: (line) => log.info(line),
     });
     const analyzer = this.analyzer;
     const model = analyzer.embedder.entry;
-    log.info({ embedder: model.name, provider: analyzer.embedder.provider, template: analyzer.template.name }, 'recognition core ready');
+    log.info({ embedder: model.name, providers: Object.fromEntries(analyzer.sessionsInfo.map((m) => [m.model, m.provider])), template: analyzer.template.name }, 'recognition core ready');
+    const embedderRuntime = new EmbedderRuntime({
+      primary: analyzer.embedder,
+      providers: inference.providers,
+      create: embedderFactory(registry, analyzer.embedder, session),
+      onError: (message, details) => {
+        log.error(details, message);
+        this.publisher?.publishError('inference', message, details);
+      },
+      log: (level, message) => log[level](message),
+    });
+    this.embedderRuntime = embedderRuntime;
 
     this.gallery = Gallery.open(this.dataDir, { keepPhotos: config.gallery.keepPhotos });
     if (config.gallery.keepPhotos) {
@@ -128,9 +173,10 @@ export class FacegateAgent {
       cameras: () => this.config.cameras.map((c) => c.name),
     });
 
-    this.scheduler = new BatchScheduler('embedder', (chips) => analyzer.embedder.embed(chips), {
+    this.scheduler = new BatchScheduler('embedder', (chips) => embedderRuntime.embed(chips), {
       maxBatch: rec.maxBatch,
       maxWaitMs: rec.maxWaitMs,
+      onBatch: (size) => this.health.metrics.observeBatch(model.name, size),
       // Waiting only pays when another camera's faces are on their way.
       moreComing: () => [...this.cameras.values()].some((c) => c.pipeline.busy),
     });
@@ -138,6 +184,7 @@ export class FacegateAgent {
     for (const cam of config.cameras.filter((c) => c.enabled)) this.startCamera(cam);
     if (this.cameras.size === 0) log.warn('no camera is enabled: add cameras to the config or pass --camera NAME=URL');
     this.publisher.startStats(config.mqtt.statsIntervalSeconds * 1000, () => this.stats());
+    await this.health.start({ scheduler: this.scheduler, maxBatch: rec.maxBatch, embedder: embedderRuntime, variant });
     log.info({ agent: this.agentId, cameras: [...this.cameras.keys()], broker: broker.url, prefix: config.mqtt.prefix }, 'facegate agent running');
   }
 
@@ -146,6 +193,7 @@ export class FacegateAgent {
     const { analyzer, scheduler, config, log } = this;
     if (!analyzer || !scheduler) throw new Error('the agent is not started');
     if (this.cameras.has(cam.name)) return false;
+    this.wantedCameras.add(cam.name);
     try {
       const source = new CameraSource({ ...cam, ffmpegPath: this.ffmpegPath }, log);
       const pipeline = new CameraPipeline(
@@ -158,6 +206,7 @@ export class FacegateAgent {
           match: (e) => (this.matcher as Matcher).match(e),
           onDecision: (camera, decision, frame) => this.publish(camera, decision, frame),
           log,
+          admit: (frame) => this.health.admit(cam.name, cam.fps, frame.capturedAt),
         },
         { reportUnknown: config.events.reportUnknown, cooldownMs: config.events.cooldownSeconds * 1000, minVotes: config.events.minVotes },
       );
@@ -173,6 +222,7 @@ export class FacegateAgent {
 
   /** Stops one camera (its in-flight frame finishes); the others keep streaming. */
   async stopCamera(name: string): Promise<boolean> {
+    this.wantedCameras.delete(name);
     const running = this.cameras.get(name);
     if (!running) return false;
     this.cameras.delete(name);
@@ -237,6 +287,7 @@ export class FacegateAgent {
     this.latencies.push(latencyMs);
     if (this.latencies.length > 1000) this.latencies.shift();
     this.eventsPublished++;
+    this.health.metrics.countIdentityEvent(camera, decision.unknown);
     try {
       this.events?.publishIdentity(event);
     } catch (err) {
@@ -262,7 +313,12 @@ export class FacegateAgent {
         embedder: this.analyzer?.embedder.entry.name,
         provider: this.analyzer?.embedder.provider,
         batches: this.scheduler?.stats,
+        maxBatch: this.scheduler?.maxBatch,
+        // Active provider per model, with the providers passed over and why.
+        models: this.analyzer?.sessionsInfo ?? [],
+        embedderRuntime: this.embedderRuntime?.stats(),
       },
+      health: this.health.stats(),
       gallery: {
         identities: this.matcher?.identities ?? 0,
         embeddings: this.matcher?.size ?? 0,
@@ -282,6 +338,7 @@ export class FacegateAgent {
     const deadline = Date.now() + timeoutMs;
     const left = (reserveMs = 0): number => Math.max(0, deadline - Date.now() - reserveMs);
     if (this.galleryTimer) clearInterval(this.galleryTimer);
+    await this.health.stop();
     await Promise.all([...this.cameras.keys()].map((name) => this.stopCamera(name)));
     // Keep about a second for 'offline' and the disconnect.
     const flushed = await this.events?.flush(left(Math.min(1500, timeoutMs / 4)));
@@ -291,6 +348,7 @@ export class FacegateAgent {
     this.events?.close();
     await this.stopBroker?.();
     this.gallery?.close();
+    await this.embedderRuntime?.close();
     await this.analyzer?.close();
   }
 }

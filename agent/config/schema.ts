@@ -2,6 +2,7 @@
 // so a misspelt key is an error rather than a setting that silently does nothing.
 import { z } from 'zod';
 import { commandsSchema, homeAssistantSchema, outboxSchema, shutdownTimeoutSchema } from './events-schema.js';
+import { healthConfigSchema, inferenceConfigSchema } from './health-inference-schema.js';
 
 const cameraName = z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only (it is an MQTT topic level)');
 
@@ -60,6 +61,8 @@ export const configSchema = z
       })
       .strict()
       .default({ reportUnknown: true, cooldownSeconds: 30, minVotes: 3 }),
+    inference: inferenceConfigSchema,
+    health: healthConfigSchema,
     gallery: z.object({ keepPhotos: z.boolean().default(false), pollSeconds: z.number().positive().default(2) }).strict().default({ keepPhotos: false, pollSeconds: 2 }),
     outbox: outboxSchema.prefault({}),
     commands: commandsSchema.prefault({}),

@@ -10,6 +10,8 @@ export interface BatchSchedulerOptions {
   maxPending?: number;
   /** Whether more requests are about to come; when false, a partial batch runs at once. */
   moreComing?: () => boolean;
+  /** Called after every run with its size and duration (metrics). */
+  onBatch?: (size: number, ms: number, ok: boolean) => void;
 }
 
 export interface BatchStats {
@@ -40,6 +42,7 @@ export class BatchScheduler<I, O> {
   private running = false;
   readonly stats: BatchStats = { runs: 0, items: 0, refused: 0, sizes: {}, lastRunMs: 0 };
   private readonly maxPending: number;
+  private batchLimit: number;
 
   constructor(
     readonly name: string,
@@ -48,6 +51,17 @@ export class BatchScheduler<I, O> {
   ) {
     if (!(options.maxBatch >= 1)) throw new Error(`${name}: maxBatch must be ≥ 1`);
     this.maxPending = options.maxPending ?? options.maxBatch * 4;
+    this.batchLimit = options.maxBatch;
+  }
+
+  /** The largest batch a run takes now (lowered under GPU memory pressure). */
+  get maxBatch(): number {
+    return this.batchLimit;
+  }
+
+  /** Changes the largest batch, between 1 and the configured maxBatch; the queue bound stays. */
+  setMaxBatch(n: number): void {
+    this.batchLimit = Math.max(1, Math.min(this.options.maxBatch, Math.floor(n)));
   }
 
   submit(item: I): Promise<O> {
@@ -73,7 +87,7 @@ export class BatchScheduler<I, O> {
 
   private schedule(): void {
     if (this.running) return; // the running batch re-schedules when it ends
-    if (this.queue.length >= this.options.maxBatch || (this.options.moreComing && !this.options.moreComing())) {
+    if (this.queue.length >= this.batchLimit || (this.options.moreComing && !this.options.moreComing())) {
       this.flush();
     } else if (!this.timer) {
       this.timer = setTimeout(() => this.flush(), this.options.maxWaitMs);
@@ -84,16 +98,19 @@ export class BatchScheduler<I, O> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.running || this.queue.length === 0) return;
-    const batch = this.queue.splice(0, this.options.maxBatch);
+    const batch = this.queue.splice(0, this.batchLimit);
     this.running = true;
     const started = performance.now();
+    let ok = false;
     this.runBatch(batch.map((w) => w.item)).then(
       (outputs) => {
         if (outputs.length !== batch.length) throw new Error(`${this.name}: batch of ${batch.length} returned ${outputs.length} results`);
+        ok = true;
         batch.forEach((w, i) => w.resolve(outputs[i] as O));
       },
       (err: unknown) => batch.forEach((w) => w.reject(err)),
     ).catch((err: unknown) => batch.forEach((w) => w.reject(err))).finally(() => {
+      this.options.onBatch?.(batch.length, performance.now() - started, ok);
       this.stats.runs++;
       this.stats.items += batch.length;
       this.stats.sizes[batch.length] = (this.stats.sizes[batch.length] ?? 0) + 1;

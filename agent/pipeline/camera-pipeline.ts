@@ -1,7 +1,7 @@
 // One camera's path from frame to event: latest frame only → detect → align → embed (through the
 // shared batch scheduler) → match → track → identity events. A failing frame is logged and
 // counted; it never ends the stream.
-import type { Subscription } from 'rxjs';
+import { filter, type Subscription } from 'rxjs';
 import type { CameraSource, Frame } from '../camera/camera-source.js';
 import type { Logger } from '../logging.js';
 import type { MatchResult } from '../recognition/matcher.js';
@@ -22,6 +22,8 @@ export interface PipelineDeps {
   match: (embedding: Float32Array) => MatchResult;
   onDecision: (camera: string, decision: TrackDecision, frame: Frame) => void;
   log: Logger;
+  /** Whether to analyse a frame (GPU pressure lowers the analysed fps); frames refused count as dropped. */
+  admit?: (frame: Frame) => boolean;
 }
 
 export interface PipelineStats {
@@ -52,7 +54,14 @@ export class CameraPipeline {
   start(): void {
     if (this.subscription) return;
     this.subscription = this.camera.frames$
-      .pipe(latestOnly((frame) => (this.inFlight = this.process(frame)), () => this.camera.countDropped(1)))
+      .pipe(
+        filter((frame) => {
+          if (!this.deps.admit || this.deps.admit(frame)) return true;
+          this.camera.countDropped(1);
+          return false;
+        }),
+        latestOnly((frame) => (this.inFlight = this.process(frame)), () => this.camera.countDropped(1)),
+      )
       .subscribe({ error: (err: unknown) => this.deps.log.error({ camera: this.camera.config.name, err }, 'camera pipeline ended') });
   }
 

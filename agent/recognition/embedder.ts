@@ -2,9 +2,8 @@
 // With flip averaging, each chip and its mirror image are embedded and their embeddings averaged.
 import type { ModelEntry } from '../inference/model-registry.js';
 import type { ModelSession } from '../inference/onnx-session.js';
-import { mirrorImage } from '../vision/align.js';
 import type { RgbImage } from '../vision/image.js';
-import { toChw } from '../vision/mtcnn.js';
+import { chwInputPool, type InputPool } from './input-pool.js';
 
 export interface EmbedderOptions {
   /** Average the embeddings of the chip and its mirror image. */
@@ -19,6 +18,7 @@ export interface FaceEmbeddingResult {
 
 export class FaceEmbedder {
   readonly dims: number;
+  private readonly inputs: InputPool;
 
   constructor(
     readonly entry: ModelEntry,
@@ -28,6 +28,7 @@ export class FaceEmbedder {
     const out = entry.outputs.find((o) => o.name === 'embedding');
     if (!entry.chip || !out) throw new Error(`model ${entry.name} is not an embedder (no chip spec or embedding output)`);
     this.dims = Number(out.shape[1]);
+    this.inputs = chwInputPool(entry.chip.width, entry.chip.height);
   }
 
   get chip(): NonNullable<ModelEntry['chip']> {
@@ -46,11 +47,21 @@ export class FaceEmbedder {
         throw new Error(`chip ${i} is ${c.width}×${c.height}; model ${this.entry.name} needs ${width}×${height}`);
       }
     }
-    const images = this.options.flipAverage ? [...chips, ...chips.map(mirrorImage)] : [...chips];
-    const per = 3 * width * height;
-    const batch = new Float32Array(images.length * per);
-    images.forEach((img, i) => batch.set(toChw(img.data, 1, height, width), i * per));
-    const out = await this.session.run({ input: { data: batch, dims: [images.length, 3, height, width] } });
+    // The input tensor is packed into a reused buffer (mirror images written straight from the
+    // chip): no per-frame input garbage in the hot path.
+    const count = this.options.flipAverage ? chips.length * 2 : chips.length;
+    const input = this.inputs.take(count);
+    let out: Awaited<ReturnType<ModelSession['run']>>;
+    try {
+      for (let i = 0; i < chips.length; i++) {
+        const data = (chips[i] as RgbImage).data;
+        input.pack(i, data, false);
+        if (this.options.flipAverage) input.pack(chips.length + i, data, true);
+      }
+      out = await this.session.run({ input: { data: input.view, dims: [count, 3, height, width] } });
+    } finally {
+      this.inputs.give(input);
+    }
     const emb = out.embedding;
     if (!emb) throw new Error(`model ${this.entry.name} returned no embedding output`);
     const d = this.dims;
@@ -62,6 +73,16 @@ export class FaceEmbedder {
       }
       return e;
     });
+  }
+
+  /** Releases the model session (only for embedders created apart from the FaceAnalyzer). */
+  release(): Promise<void> {
+    return this.session.release();
+  }
+
+  /** Input buffers held for reuse (for the GC benchmark and tests). */
+  get inputPool(): InputPool {
+    return this.inputs;
   }
 }
 

@@ -2,6 +2,7 @@
 // embedder's template) → embed. The CLI, the evaluation and the camera pipeline all use it, so a
 // face is processed the same way everywhere.
 import { type ModelEntry, ModelRegistry } from '../inference/model-registry.js';
+import { batchedSession } from '../inference/batched-session.js';
 import { createSession, type ModelSession, type SessionOptions } from '../inference/onnx-session.js';
 import { alignmentTransform, type ChipTemplate, warpChips } from '../vision/align.js';
 import type { Affine } from '../vision/geometry.js';
@@ -27,6 +28,8 @@ export interface FaceAnalyzerOptions {
   session?: SessionOptions;
   registry?: ModelRegistry;
   log?: (line: string) => void;
+  /** Merge concurrent R-Net/O-Net runs (several cameras sharing the detector) into one run each. */
+  batchDetectorStages?: { maxRequests: number };
 }
 
 export class FaceAnalyzer {
@@ -58,8 +61,10 @@ export class FaceAnalyzer {
     if (template.width !== embedder.chip.width || template.height !== embedder.chip.height) {
       throw new Error(`template ${template.name} is ${template.width}×${template.height}; ${embedderEntry.name} needs ${embedder.chip.width}×${embedder.chip.height}`);
     }
-    const detector = new MtcnnDetector({ pnet: pnet as ModelSession, rnet: rnet as ModelSession, onet: onet as ModelSession }, options.detector);
-    return new FaceAnalyzer(cv as OpenCv, detector, embedder, template, [pnet, rnet, onet, emb] as ModelSession[]);
+    const merge = options.batchDetectorStages;
+    const [r, o] = [rnet, onet].map((s) => (merge ? batchedSession(s as ModelSession, merge) : (s as ModelSession)));
+    const detector = new MtcnnDetector({ pnet: pnet as ModelSession, rnet: r as ModelSession, onet: o as ModelSession }, options.detector);
+    return new FaceAnalyzer(cv as OpenCv, detector, embedder, template, [pnet, r, o, emb] as ModelSession[]);
   }
 
   detect(image: RgbImage): Promise<DetectedFace[]> {
@@ -80,6 +85,11 @@ export class FaceAnalyzer {
 
   async analyze(image: RgbImage): Promise<AnalyzedFace[]> {
     return this.embedFaces(image, await this.detect(image));
+  }
+
+  /** The execution provider of each model, and the providers passed over with their reasons. */
+  get sessionsInfo(): { model: string; provider: ModelSession['provider']; skipped: ModelSession['skipped'] }[] {
+    return this.sessions.map((s) => ({ model: s.name, provider: s.provider, skipped: s.skipped }));
   }
 
   async close(): Promise<void> {

@@ -265,6 +265,8 @@ interface Results {
   machine: Machine;
   threads: Record<string, string | number>;
   models: { embedder: string; detector: string[] };
+  /** Execution provider per model (FACEGATE_PROVIDERS picks the order; default cpu). */
+  providers?: Record<string, string>;
   frames: { name: string; width: number; height: number; faces: number; detections: string }[];
   rows: Row[];
   notes: string[];
@@ -360,6 +362,8 @@ async function main(): Promise<void> {
   // The embedder on its own: one session, shared by a flip-off and a flip-on FaceEmbedder.
   await registry.ensure([embedderEntry], log);
   const embSession: ModelSession = await createSession(embedderEntry.name, registry.pathOf(embedderEntry));
+  const providers = Object.fromEntries(analyzer.sessionsInfo.map((s) => [s.model, s.provider]));
+  log(`execution providers: ${Object.entries(providers).map(([k, v]) => `${k} ${v}`).join(', ')}; standalone embedder ${embSession.provider}`);
   const embedRaw = new FaceEmbedder(embedderEntry, embSession, { flipAverage: false });
   const embedFlip = new FaceEmbedder(embedderEntry, embSession, { flipAverage: true });
 
@@ -430,6 +434,7 @@ async function main(): Promise<void> {
     machine: m,
     threads,
     models: { embedder: embedderEntry.name, detector: detectorNames },
+    providers,
     frames,
     rows,
     notes,

@@ -617,6 +617,7 @@ function timedSession(s: ModelSession, sink: { ms: number; runs: number }): Mode
   return {
     name: s.name,
     provider: s.provider,
+    skipped: s.skipped,
     inputNames: s.inputNames,
     outputNames: s.outputNames,
     async run(inputs) {
