@@ -60,6 +60,8 @@ export const configSchema = z
       .strict()
       .default({ reportUnknown: true, cooldownSeconds: 30, minVotes: 3 }),
     gallery: z.object({ keepPhotos: z.boolean().default(false), pollSeconds: z.number().positive().default(2) }).strict().default({ keepPhotos: false, pollSeconds: 2 }),
+    /** Log level of `facegate run` (env FACEGATE_LOG_LEVEL wins); applied live on reload. */
+    log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).strict().default({ level: 'info' }),
   })
   .strict();
 
