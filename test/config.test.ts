@@ -133,13 +133,13 @@ describe('config errors', () => {
     assert.ok(!problems.join('\n').includes('1234'));
   });
 
-  it('checks rules across keys: duplicate camera names, broker URL, threshold order', () => {
+  it('checks rules across keys: duplicate camera names, broker URL (credentials hidden), threshold order', () => {
     const { file, problems } = problemsOf(
-      'cameras:\n  - { name: door, url: a }\n  - { name: door, url: b }\nmqtt:\n  url: "http://broker"\nrecognition:\n  matchThreshold: 0.6\n  unknownThreshold: 0.5\n',
+      'cameras:\n  - { name: door, url: a }\n  - { name: door, url: b }\nmqtt:\n  url: "http://facegate:s3cret@broker"\nrecognition:\n  matchThreshold: 0.6\n  unknownThreshold: 0.5\n',
     );
     assert.deepEqual(problems, [
       `${file}:3:13: cameras[1].name: camera name already used by cameras[0] (got "door")`,
-      `${file}:5:8: mqtt.url: unsupported scheme http: (use mqtt, mqtts, ws or wss) (got "http://broker")`,
+      `${file}:5:8: mqtt.url: unsupported scheme http: (use mqtt, mqtts, ws or wss) (got "http://***@broker")`,
       `${file}:8:21: recognition.unknownThreshold: must be ≥ recognition.matchThreshold (0.6) (got 0.5)`,
     ]);
   });

@@ -87,7 +87,8 @@ export function formatValue(path: KeyPath, value: unknown): string {
   if (value === undefined) return 'nothing';
   if (Array.isArray(value)) text = `a list of ${value.length}`;
   else if (typeof value === 'object' && value !== null) text = 'a mapping';
-  else text = JSON.stringify(value) ?? String(value);
+  // Credentials in a URL (rtsp://user:pass@camera) stay out of logs and the errors topic.
+  else text = (JSON.stringify(value) ?? String(value)).replace(/\/\/[^/@\s"]*@/g, '//***@');
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 

@@ -71,7 +71,12 @@ export class ConfigReloader {
       let outcome: ReloadOutcome;
       do {
         this.pending = false;
-        outcome = await this.reloadOnce();
+        try {
+          outcome = await this.reloadOnce();
+        } catch (err) {
+          // Never let a reload take the agent down: report it and keep running.
+          outcome = this.reject([`${this.options.file}: reload failed: ${(err as Error).message}`]);
+        }
         this.options.onReload?.(outcome);
       } while (this.pending);
       return outcome;
