@@ -16,8 +16,8 @@ import { cosineSimilarity, euclideanDistance } from './recognition/embedder.js';
 import { embedEnrollmentImages } from './recognition/enrollment.js';
 import { type AnalyzedFace, FaceAnalyzer, type FaceAnalyzerOptions } from './recognition/face-analyzer.js';
 import { Gallery, validateIdentityName } from './recognition/gallery.js';
-import { drawDetections } from './vision/draw.js';
 import { attachServiceHooks } from './service/service-hooks.js';
+import { drawDetections } from './vision/draw.js';
 import { decodeImage } from './vision/image.js';
 import type { DetectedFace } from './vision/mtcnn.js';
 

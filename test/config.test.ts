@@ -312,7 +312,7 @@ describe('config reloader (real files, fs.watch)', () => {
       assert.equal(outcomes[3]?.status, 'rejected');
       assert.deepEqual(target.calls, []);
     } finally {
-      reloader.stop();
+      await reloader.stop();
     }
   });
 
@@ -335,7 +335,7 @@ describe('config reloader (real files, fs.watch)', () => {
       await waitForOutcome(outcomes, 2);
       assert.equal(outcomes[1]?.status, 'unchanged');
     } finally {
-      reloader.stop();
+      await reloader.stop();
     }
   });
 });

@@ -57,8 +57,11 @@ export class ConfigReloader {
     log.info({ file }, 'watching the configuration file for changes');
   }
 
-  stop(): void {
+  /** Stops watching and waits for a reload in progress (so the agent is not stopped under it). */
+  async stop(): Promise<void> {
     this.watcher?.stop();
+    this.pending = false;
+    await this.running?.catch(() => undefined);
   }
 
   /** Reloads now (also what a file change triggers); concurrent calls fold into one more run. */

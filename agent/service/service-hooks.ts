@@ -43,7 +43,7 @@ export async function attachServiceHooks(agent: FacegateAgent, log: Logger, opti
     notifier,
     async stop() {
       process.off('SIGHUP', onHup);
-      reloader?.stop();
+      await reloader?.stop();
       await notifier?.stopping();
     },
   };
