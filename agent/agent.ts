@@ -22,7 +22,7 @@ import type { Logger } from './logging.js';
 import { projectRoot } from './paths.js';
 import { BatchScheduler } from './pipeline/batch-scheduler.js';
 import { CameraPipeline, type PipelineStats } from './pipeline/camera-pipeline.js';
-import type { TrackDecision } from './pipeline/tracker.js';
+import type { TrackDecision, TrackerOptions } from './pipeline/tracker.js';
 import { reembedFromPhotos } from './recognition/enrollment.js';
 import { FaceAnalyzer } from './recognition/face-analyzer.js';
 import { Gallery } from './recognition/gallery.js';
@@ -44,6 +44,13 @@ interface RunningCamera {
   source: CameraSource;
   pipeline: CameraPipeline;
 }
+
+/** The tracker's event rules from the configuration. */
+const trackerOptions = (config: FacegateConfig): Partial<TrackerOptions> => ({
+  reportUnknown: config.events.reportUnknown,
+  cooldownMs: config.events.cooldownSeconds * 1000,
+  minVotes: config.events.minVotes,
+});
 
 export class FacegateAgent {
   readonly agentId: string;
@@ -68,7 +75,8 @@ export class FacegateAgent {
   brokerUrl = '';
 
   constructor(
-    readonly config: FacegateConfig,
+    /** The running configuration (replaced by applyLiveSettings on a config reload). */
+    public config: FacegateConfig,
     private readonly log: Logger,
     private readonly options: AgentOptions = {},
   ) {
@@ -208,7 +216,7 @@ export class FacegateAgent {
           log,
           admit: (frame) => this.health.admit(cam.name, cam.fps, frame.capturedAt),
         },
-        { reportUnknown: config.events.reportUnknown, cooldownMs: config.events.cooldownSeconds * 1000, minVotes: config.events.minVotes },
+        trackerOptions(config),
       );
       pipeline.start();
       source.start();
@@ -257,6 +265,27 @@ export class FacegateAgent {
   /** Identity events waiting in the durable outbox for a broker acknowledgement. */
   get outboxDepth(): number {
     return this.events?.outboxDepth ?? 0;
+  }
+
+  /**
+   * Applies a reloaded configuration's live settings — match thresholds and event rules — to the
+   * matcher and every running pipeline. Throws, changing nothing, when the thresholds are unusable.
+   * Cameras are the caller's (startCamera/stopCamera); other keys wait for a restart.
+   */
+  applyLiveSettings(next: FacegateConfig): void {
+    const rec = next.recognition;
+    if (this.analyzer && this.gallery && (rec.matchThreshold !== this.config.recognition.matchThreshold || rec.unknownThreshold !== this.config.recognition.unknownThreshold)) {
+      const matcher = Matcher.forModel(this.analyzer.embedder.entry, { match: rec.matchThreshold, unknown: rec.unknownThreshold });
+      matcher.reload(this.gallery, true);
+      this.matcher = matcher;
+    }
+    this.config = next;
+    for (const c of this.cameras.values()) c.pipeline.setTrackerOptions(trackerOptions(next));
+  }
+
+  /** Publishes an error a technician must see on `<prefix>/<agent>/errors` (never throws). */
+  reportError(source: string, message: string, details?: unknown): void {
+    this.publisher?.publishError(source, message, details);
   }
 
   /** Names of the cameras now running. */

@@ -6,9 +6,11 @@ import { resolveDataDir } from './data-dir.js';
 import { formatEvalTable, runVerificationEval } from './evaluation/run-eval.js';
 import { ModelRegistry } from './inference/model-registry.js';
 import { FacegateAgent } from './agent.js';
+import { checkConfigFile } from './config/config-check.js';
+import { resolveConfigFile } from './config/config-file.js';
 import { loadConfig, parseCameraFlag } from './config/load-config.js';
 import { runDemo } from './demo.js';
-import { createLogger } from './logging.js';
+import { createLogger, effectiveLogLevel } from './logging.js';
 import { projectRoot } from './paths.js';
 import { cosineSimilarity, euclideanDistance } from './recognition/embedder.js';
 import { embedEnrollmentImages } from './recognition/enrollment.js';
@@ -16,6 +18,7 @@ import { type AnalyzedFace, FaceAnalyzer, type FaceAnalyzerOptions } from './rec
 import { Gallery, validateIdentityName } from './recognition/gallery.js';
 import { occludeImageSet } from './occlusion/occlude-set.js';
 import { OCCLUDER_KINDS, type OccluderKind, parseOccluderKind } from './occlusion/occluders.js';
+import { attachServiceHooks } from './service/service-hooks.js';
 import { drawDetections } from './vision/draw.js';
 import { decodeImage } from './vision/image.js';
 import type { DetectedFace } from './vision/mtcnn.js';
@@ -386,20 +389,21 @@ export function buildCli(): Command {
   program
     .command('run')
     .description('run the agent in the foreground: cameras → recognition → identity events over MQTT')
-    .option('--config <file>', 'YAML configuration file')
+    .option('--config <file>', 'YAML configuration file (default: env FACEGATE_CONFIG, else config/facegate.yaml when it exists); watched and reloaded live')
     .option('--camera <name=url>', 'add a camera (repeatable): rtsp://…, a video file (looped; #once plays once) or /dev/videoN', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--mqtt <url>', 'MQTT broker URL (default: an embedded broker on 127.0.0.1:1883)')
     .option('--data-dir <dir>', 'data directory (default: env FACEGATE_DATA_DIR, else ./.facegate-data)')
     .option('--model <name>', 'embedder model name')
     .action(async (flags: { config?: string; camera: string[]; mqtt?: string; dataDir?: string; model?: string }) => {
-      const config = loadConfig(flags.config, {
-        cameras: flags.camera.map(parseCameraFlag),
-        mqttUrl: flags.mqtt,
-        dataDir: flags.dataDir,
-        embedder: flags.model,
-      });
-      const agent = new FacegateAgent(config, log);
+      const configFile = resolveConfigFile(flags.config);
+      const overrides = { cameras: flags.camera.map(parseCameraFlag), mqttUrl: flags.mqtt, dataDir: flags.dataDir, embedder: flags.model };
+      const config = loadConfig(configFile.file, overrides);
+      // A service's logs go to stdout (journal, pm2), JSON unless a person watches.
+      const runLog = createLogger(effectiveLogLevel(config.log.level), { destination: 1 });
+      runLog.info({ file: configFile.file ?? null, origin: configFile.origin }, configFile.file ? 'configuration loaded' : 'no configuration file: built-in defaults and flags');
+      const agent = new FacegateAgent(config, runLog);
       await agent.start();
+      const service = await attachServiceHooks(agent, runLog, { configFile: configFile.file, overrides });
       const signal = await new Promise<string>((resolve) => {
         process.once('SIGINT', () => resolve('SIGINT'));
         process.once('SIGTERM', () => resolve('SIGTERM'));
@@ -407,16 +411,36 @@ export function buildCli(): Command {
       // Graceful within shutdownTimeoutSeconds; past it, or at a second signal, exit at once.
       const boundMs = config.shutdownTimeoutSeconds * 1000;
       const force = (why: string): void => {
-        log.error(why);
+        runLog.error(why);
         process.exit(1);
       };
       setTimeout(() => force(`shutdown took longer than ${config.shutdownTimeoutSeconds} s: exiting now`), boundMs).unref();
       process.once('SIGINT', () => force('second signal: exiting now'));
       process.once('SIGTERM', () => force('second signal: exiting now'));
-      log.info({ signal, timeoutSeconds: config.shutdownTimeoutSeconds }, 'stopping');
+      runLog.info({ signal, timeoutSeconds: config.shutdownTimeoutSeconds }, 'stopping');
+      await service.stop();
       await agent.stop(Math.max(100, boundMs - 500));
-      log.info('stopped');
+      runLog.info('stopped');
       process.exit(0);
+    });
+
+  const configCommand = program.command('config').description('the YAML configuration file');
+  configCommand
+    .command('check')
+    .description('validate a configuration file as `run` would load it (env overrides included): exit 0 with a summary, or 1 with every error')
+    .argument('[file]', 'YAML file (default: env FACEGATE_CONFIG, else config/facegate.yaml)')
+    .option('--json', 'print JSON { file, valid, problems, summary }')
+    .action((file: string | undefined, flags: { json?: boolean }) => {
+      const choice = resolveConfigFile(file);
+      if (!choice.file) throw new Error('no configuration file to check: give FILE, set FACEGATE_CONFIG, or create config/facegate.yaml (see config/facegate.example.yaml)');
+      const result = checkConfigFile(choice.file);
+      if (!result.valid) process.exitCode = 1;
+      if (flags.json) return printJson(result);
+      if (result.valid) {
+        process.stdout.write(`${result.file}: valid\n${result.summary.map((l) => `  ${l}`).join('\n')}\n`);
+      } else {
+        process.stderr.write(`${result.file}: ${result.problems.length} error${result.problems.length === 1 ? '' : 's'}\n${result.problems.join('\n')}\n`);
+      }
     });
 
   program

@@ -69,6 +69,8 @@ export const configSchema = z
     homeassistant: homeAssistantSchema.prefault({}),
     /** SIGTERM/SIGINT: seconds to stop cameras, flush events and publish 'offline' before exiting anyway. */
     shutdownTimeoutSeconds: shutdownTimeoutSchema,
+    /** Log level of `facegate run` (env FACEGATE_LOG_LEVEL wins); applied live on reload. */
+    log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).strict().default({ level: 'info' }),
   })
   .strict();
 

@@ -72,6 +72,11 @@ export class CameraPipeline {
     await this.inFlight;
   }
 
+  /** Changes the event rules (cooldown, votes, unknowns) at once, keeping the open tracks. */
+  setTrackerOptions(options: Partial<TrackerOptions>): void {
+    Object.assign(this.tracker.options, options);
+  }
+
   /** True while a frame is in detection (the embed scheduler waits for such frames' faces). */
   get busy(): boolean {
     return this.detecting;

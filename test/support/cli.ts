@@ -13,12 +13,12 @@ export interface CliResult {
  * `node --import tsx agent/main.ts ...args` in the repository root. Logs below `logLevel` are
  * silenced so stderr carries only what the test looks at.
  */
-export function runCli(args: readonly string[], logLevel = 'warn'): Promise<CliResult> {
+export function runCli(args: readonly string[], logLevel = 'warn', extraEnv: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
       ['--import', 'tsx', join(repoRoot, 'agent', 'main.ts'), ...args],
-      { cwd: repoRoot, env: { ...process.env, FACEGATE_LOG_LEVEL: logLevel }, maxBuffer: 64 * 1024 * 1024, timeout: 120_000 },
+      { cwd: repoRoot, env: { ...process.env, FACEGATE_LOG_LEVEL: logLevel, ...extraEnv }, maxBuffer: 64 * 1024 * 1024, timeout: 120_000 },
       (err, stdout, stderr) => {
         if (err && typeof err.code !== 'number') return reject(err);
         resolve({ code: err ? (err.code as number) : 0, stdout, stderr });

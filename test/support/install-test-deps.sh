@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use: ffmpeg (camera decoding), mosquitto (MQTT broker for
-# event tests) and GStreamer's RTSP server with Debian's python3-gi (test RTSP server). Idempotent
+# event tests), GStreamer's RTSP server with Debian's python3-gi (test RTSP server) and systemd
+# (systemd-analyze verify of the unit, systemd-notify for readiness/watchdog tests). Idempotent
 # and quiet: does nothing when everything is already installed. Needs root (or sudo) and apt.
 set -euo pipefail
 
@@ -13,6 +14,7 @@ PACKAGES=(
   gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad
+  systemd
 )
 
 missing=()
