@@ -17,7 +17,8 @@ const BOUND_S = 4;
 
 interface RunningAgent {
   child: ChildProcess;
-  stderr: () => string;
+  /** stdout (the run logs, JSON) and stderr (onnxruntime, crashes) as they arrived. */
+  output: () => string;
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
 }
 
@@ -25,12 +26,13 @@ function runAgent(configFile: string): RunningAgent {
   const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'agent', 'main.ts'), 'run', '--config', configFile], {
     cwd: repoRoot,
     env: { ...process.env, FACEGATE_LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let stderr = '';
-  child.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
+  let output = '';
+  child.stdout?.on('data', (b: Buffer) => (output += b.toString()));
+  child.stderr?.on('data', (b: Buffer) => (output += b.toString()));
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })));
-  return { child, stderr: () => stderr, exit };
+  return { child, output: () => output, exit };
 }
 
 describe('facegate run: graceful shutdown on SIGTERM', { skip: mosquittoAvailable() ? false : 'mosquitto is not installed', timeout: 240_000 }, () => {
@@ -72,7 +74,7 @@ describe('facegate run: graceful shutdown on SIGTERM', { skip: mosquittoAvailabl
     const agent = runAgent(configFile);
     children.push(agent.child);
     await sub.next((m) => m.topic === `facegate/${id}/availability` && m.text === 'online', 90_000, 'online').catch((err: Error) => {
-      throw new Error(`${err.message}\n${agent.stderr()}`);
+      throw new Error(`${err.message}\n${agent.output()}`);
     });
     await sub.next((m) => m.topic === `facegate/${id}/identity` || m.topic === `facegate/${id}/door/identity`, 90_000, 'an identity event (faces are being analysed)');
     return { agent, dataDir, sub };
@@ -86,10 +88,10 @@ describe('facegate run: graceful shutdown on SIGTERM', { skip: mosquittoAvailabl
       agent.child.kill('SIGTERM');
       const exit = await agent.exit;
       const took = exit.at - sentAt;
-      assert.equal(exit.code, 0, `graceful exit, not forced:\n${agent.stderr().slice(-2000)}`);
+      assert.equal(exit.code, 0, `graceful exit, not forced:\n${agent.output().slice(-2000)}`);
       assert.ok(took <= BOUND_S * 1000 + 1000, `exited ${took} ms after SIGTERM (bound ${BOUND_S} s)`);
-      assert.match(agent.stderr(), /"msg":"stopping"/);
-      assert.match(agent.stderr(), /"msg":"stopped"/);
+      assert.match(agent.output(), /"msg":"stopping"/);
+      assert.match(agent.output(), /"msg":"stopped"/);
       const offline = await sub.next((m) => m.topic === 'facegate/term/availability' && m.text === 'offline', 5000, 'offline', mark);
       assert.equal(offline.qos, 1);
       const late = await MqttRecorder.connect(broker.url, ['facegate/term/availability']);
@@ -121,21 +123,21 @@ describe('facegate run: graceful shutdown on SIGTERM', { skip: mosquittoAvailabl
         const box = Outbox.open(dataDir);
         afterStop = box.after(0, 10_000).filter((e) => e.createdAt > stoppedAt).length;
         box.close();
-        if (Date.now() > deadline) throw new Error(`no event reached the outbox while the broker was down\n${agent.stderr().split('\n').filter((l) => !l.includes('ECONNREFUSED')).join('\n').slice(-4000)}`);
+        if (Date.now() > deadline) throw new Error(`no event reached the outbox while the broker was down\n${agent.output().split('\n').filter((l) => !l.includes('ECONNREFUSED')).join('\n').slice(-4000)}`);
         await new Promise((r) => setTimeout(r, 250));
       }
       const sentAt = Date.now();
       agent.child.kill('SIGTERM');
       const exit = await agent.exit;
       const took = exit.at - sentAt;
-      assert.equal(exit.code, 0, agent.stderr().slice(-2000));
+      assert.equal(exit.code, 0, agent.output().slice(-2000));
       assert.ok(took <= BOUND_S * 1000 + 1000, `exited ${took} ms after SIGTERM (bound ${BOUND_S} s)`);
       const outbox = Outbox.open(dataDir);
       const waiting = outbox.depth;
       kept = { dataDir, eventIds: outbox.after(0, 1000).map((e) => e.eventId) };
       outbox.close();
-      assert.ok(waiting >= afterStop, `the events produced while the broker was down wait in the outbox\n${agent.stderr().split('\n').filter((l) => !l.includes('ECONNREFUSED')).join('\n').slice(-3000)}`);
-      assert.match(agent.stderr(), /stay in the outbox for the next run/);
+      assert.ok(waiting >= afterStop, `the events produced while the broker was down wait in the outbox\n${agent.output().split('\n').filter((l) => !l.includes('ECONNREFUSED')).join('\n').slice(-3000)}`);
+      assert.match(agent.output(), /stay in the outbox for the next run/);
       console.log(`# broker down: exited ${took} ms after SIGTERM; ${waiting} event(s) kept in the outbox`);
     } finally {
       await broker.restart();

@@ -66,10 +66,12 @@ describe('execution providers', { timeout: 120_000 }, () => {
     await assert.rejects(createSession('mtcnn-rnet', model, { providers: ['cuda'], log: () => {} }), /cannot load model mtcnn-rnet from .* with providers \[cuda\]: cuda: .*Failed to load shared library/);
   });
 
-  it('uses cuda when its libraries are installed', { skip: cudaInstalled ? false : 'no CUDA provider libraries here (ONNXRUNTIME_NODE_INSTALL=skip)' }, async () => {
+  // Here (ONNXRUNTIME_NODE_INSTALL=skip) the libraries are absent; on a GPU host installed with
+  // ONNXRUNTIME_NODE_INSTALL=cuda12 the same test expects the session on the GPU.
+  it('ends on cuda when its libraries are installed, on the cpu when they are not', async () => {
     resetProviderFailures();
     const s = await createSession('mtcnn-rnet', model, { providers: ['cuda', 'cpu'], log: () => {} });
-    assert.equal(s.provider, 'cuda');
+    assert.equal(s.provider, cudaInstalled ? 'cuda' : 'cpu');
     await s.release();
   });
 

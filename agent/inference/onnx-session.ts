@@ -119,11 +119,17 @@ export function providerFailureReason(provider: ExecutionProvider, err: unknown)
 
 /** Providers that failed to load in this process: reason by provider (logged once, not retried). */
 const unavailable = new Map<ExecutionProvider, string>();
+/**
+ * The first attempt at each GPU provider: sessions created at the same moment (the analyzer
+ * creates four) wait for it instead of each failing, and printing onnxruntime's native errors.
+ */
+const firstAttempts = new Map<ExecutionProvider, Promise<unknown>>();
 let gpuOptionsNoted = false;
 
 /** For tests: forget which providers failed. */
 export function resetProviderFailures(): void {
   unavailable.clear();
+  firstAttempts.clear();
   gpuOptionsNoted = false;
 }
 
@@ -151,6 +157,10 @@ export async function createSession(name: string, model: string | Uint8Array, op
   let provider: ExecutionProvider = 'cpu';
   let lastError: unknown;
   for (const p of providers) {
+    // No await unless another session is already trying p: the check and the first attempt's
+    // registration below must happen in one synchronous step.
+    const first = p === 'cpu' ? undefined : firstAttempts.get(p);
+    if (first) await first;
     const known = unavailable.get(p);
     if (known) {
       skipped.push({ provider: p, reason: known });
@@ -158,7 +168,9 @@ export async function createSession(name: string, model: string | Uint8Array, op
     }
     const sessionOptions = { ...ortSessionOptions(options), executionProviders: [providerEntry(p, options.cuda)] };
     try {
-      session = typeof model === 'string' ? await ort.InferenceSession.create(model, sessionOptions) : await ort.InferenceSession.create(model, sessionOptions);
+      const attempt = typeof model === 'string' ? ort.InferenceSession.create(model, sessionOptions) : ort.InferenceSession.create(model, sessionOptions);
+      if (p !== 'cpu' && !firstAttempts.has(p)) firstAttempts.set(p, attempt.catch(() => undefined));
+      session = await attempt;
       provider = p;
       break;
     } catch (err) {
