@@ -5,7 +5,8 @@
 // table, writes JSON (models/bench/pipeline-results.json or --json PATH) and rewrites the section of
 // README.md between <!-- bench:pipeline:start --> and <!-- bench:pipeline:end -->.
 //
-// Source: a looped video (10 fps) of face-api's demo photos with grey gaps between them; the people
+// Source: a looped video (15 fps, above the 10-fps target, so the analysed rate shows the pipeline's
+// capacity rather than the source's) of face-api's demo photos with grey gaps between them; the people
 // of sample1.jpg are enrolled (enrollDemoPeople), the others are strangers. Events flow all the
 // time: cooldown 0, minVotes 1 and reportUnknown, and each gap (longer than the tracker's 2 s
 // maximum track age) closes every track, so each photo shown makes new tracks and new events.
@@ -60,7 +61,7 @@ const END_MARKER = '<!-- bench:pipeline:end -->';
 
 const WIDTH = 1280;
 const HEIGHT = 720;
-const FPS = 10;
+const FPS = 15;
 const TARGET_FPS = 10;
 const TARGET_P95_MS = 250;
 const TARGET_RSS_GROWTH = 5;
@@ -508,9 +509,22 @@ async function runCameras(env: Env, count: number, soakSeconds: number | null): 
     const running = agent;
     const cams = (): Record<string, CameraStats & { pipeline: PipelineStats }> =>
       (running.stats() as { cameras: Record<string, CameraStats & { pipeline: PipelineStats }> }).cameras;
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + 45_000;
+    const restarted = new Set<number>();
     while (!Object.values(cams()).every((c) => c.framesIn > 0)) {
-      if (Date.now() > deadline) throw new Error(`cameras not streaming after 30 s: ${JSON.stringify(Object.values(cams()).map((c) => [c.camera, c.state, c.lastError]))}`);
+      // A test RTSP server that died is started again once on its port (and its last words logged):
+      // the camera's backoff then reconnects, as it would to a restarted real camera.
+      for (const [i, s] of servers.entries()) {
+        if (!s.alive && !restarted.has(i)) {
+          restarted.add(i);
+          log(`RTSP server of cam${i + 1} exited (${s.stderr.trim().split('\n').slice(-3).join(' | ') || 'no stderr'}); starting it again`);
+          await s.restart();
+        }
+      }
+      if (Date.now() > deadline) {
+        const state = Object.values(cams()).map((c, i) => [c.camera, c.state, c.lastError, `server ${servers[i]?.alive ? 'alive' : 'exited'}`]);
+        throw new Error(`cameras not streaming after 45 s: ${JSON.stringify(state)}`);
+      }
       await sleep(200);
     }
     log(`${count} camera(s) streaming; warm-up ${options.warmupSeconds} s`);
@@ -633,7 +647,7 @@ function timedSession(s: ModelSession, sink: { ms: number; runs: number }): Mode
   };
 }
 
-/** Decodes `count` frames (every `step`-th at 10 fps) of the video to RGB at 1280×720. */
+/** Decodes `count` frames (every `step`-th at the source rate) of the video to RGB at 1280×720. */
 function decodeFrames(ffmpeg: string, video: string, fps: number, count: number): Promise<RgbImage[]> {
   return new Promise((res, rej) => {
     const child = spawn(ffmpeg, ['-hide_banner', '-nostdin', '-loglevel', 'error', '-i', video, '-vf', `fps=${fps},scale=${WIDTH}:${HEIGHT}`, '-frames:v', String(count), '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -828,8 +842,8 @@ function readmeSection(r: Results): string {
     `Measured with \`${r.command}\`${r.quick ? ' (**quick smoke run**: short windows)' : ''} on ${r.date.slice(0, 10)}: ${m.cpu}, ${m.cores} cores, ${m.platform}, ` +
       `Node ${m.node}, onnxruntime-node ${m.onnxruntime} (CPU); 1/5/15-min load average at start ${m.loadAverageAtStart.join(' / ')} ` +
       '(the machine was shared with another job: see "machine busy" and "load").',
-    `Each camera: 1280×720 H.264, 10 fps, served over RTSP/TCP by GStreamer's RTSP server on loopback (one server per camera), ` +
-      `analysed at fps 10, 1280×720; a looped ${r.setup.videoSeconds as number}-s video of face-api's demo photos ${SAMPLES.map((s) => `sample${s}`).join(', ')} ` +
+    `Each camera: 1280×720 H.264, ${FPS} fps, served over RTSP/TCP by GStreamer's RTSP server on loopback (one server per camera), ` +
+      `analysed at fps ${FPS} (the newest frame is taken whenever the pipeline is free), 1280×720; a looped ${r.setup.videoSeconds as number}-s video of face-api's demo photos ${SAMPLES.map((s) => `sample${s}`).join(', ')} ` +
       `(${FACE_SECONDS} s each after a ${GAP_SECONDS}-s grey gap), the people of sample1 enrolled; broker: ${r.setup.broker as string}; ` +
       `events with cooldown 0, minVotes 1, unknowns reported (every photo shown makes new tracks and events). ` +
       `${r.setup.warmupSeconds as number} s warm-up, then ${r.setup.seconds as number} s measured per camera count; the 1-camera agent runs on for the soak.`,
@@ -923,7 +937,7 @@ async function main(): Promise<void> {
     // Judged on the 1-camera window and, when there is one, on the whole soak (same setup, longer).
     const judged = [one, oneSoak].filter((w): w is WindowResult => w !== undefined);
     if (judged.length) {
-      const fpsOk = judged.every((w) => w.analysedFpsMean >= TARGET_FPS - 0.05);
+      const fpsOk = judged.every((w) => w.analysedFpsMean >= TARGET_FPS);
       targets.push({ name: 'fps', target: `1 camera analysed at ≥ ${TARGET_FPS} fps`, measured: judged.map((w) => `${w.analysedFpsMean} fps (${w.seconds} s)`).join('; '), met: fpsOk });
       const latOk = judged.every((w) => w.eventLatencyMs.p95 !== null && w.eventLatencyMs.p95 <= TARGET_P95_MS);
       targets.push({ name: 'latency', target: `1 camera: p95 frame-to-event latency ≤ ${TARGET_P95_MS} ms`, measured: judged.map((w) => `${fmt(w.eventLatencyMs.p95, 0)} ms (${w.events} events, ${w.seconds} s)`).join('; '), met: latOk });
@@ -931,7 +945,7 @@ async function main(): Promise<void> {
     if (soak) targets.push({ name: 'rss', target: `RSS growth < ${TARGET_RSS_GROWTH} % over ${options.soakMinutes} min`, measured: `${soak.growthPct} % (${soak.rssStartMB} → ${soak.rssEndMB} MB)`, met: soak.growthPct < TARGET_RSS_GROWTH });
 
     let profile: ProfileResult | null = null;
-    const missed = one !== undefined && one.analysedFpsMean < TARGET_FPS - 0.05;
+    const missed = one !== undefined && one.analysedFpsMean < TARGET_FPS;
     if (options.profile === 'on' || (options.profile === 'auto' && missed)) {
       log('profiling the frame time offline (detect / warp / embed)');
       try {

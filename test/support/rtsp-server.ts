@@ -3,6 +3,7 @@
 // RTP-over-TCP. Needs the Debian packages installed by test/support/install-test-deps.sh.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -27,6 +28,10 @@ export interface RtspServer {
   readonly port: number;
   /** pid of the server process now running (undefined when stopped or killed). */
   readonly pid: number | undefined;
+  /** Whether the server process is running (false after a crash, too). */
+  readonly alive: boolean;
+  /** The running (or last) server process's recent stderr. */
+  readonly stderr: string;
   /** Graceful stop (SIGTERM); resolves when the process has exited. */
   stop(): Promise<void>;
   /** SIGKILL, like a crash; resolves when the process has exited. */
@@ -62,6 +67,8 @@ function pythonEnv(): NodeJS.ProcessEnv {
 interface Running {
   child: ChildProcess;
   exited: Promise<void>;
+  /** The server's last stderr output (GStreamer warnings, a Python traceback). */
+  stderr: () => string;
 }
 
 async function launch(video: string, port: number, mount: string, timeoutMs: number): Promise<{ running: Running; port: number }> {
@@ -104,15 +111,52 @@ async function launch(video: string, port: number, mount: string, timeoutMs: num
       reject(new Error(`RTSP server exited (${signal ?? code}) before listening: ${stderr.trim()}`));
     });
   });
-  return { running: { child, exited }, port: bound };
+  return { running: { child, exited, stderr: () => stderr }, port: bound };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Whether something accepts TCP connections on 127.0.0.1:port. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.setTimeout(1000);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * Launches a server and checks that its port really accepts connections: "READY" comes from the
+ * server itself, but a bench once found a freshly started server refusing connections for good.
+ */
+async function launchChecked(video: string, port: number, mount: string, timeoutMs: number): Promise<{ running: Running; port: number }> {
+  let problem = '';
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const launched = await launch(video, port, mount, timeoutMs);
+    for (let probe = 0; probe < 10; probe++) {
+      if (await accepts(launched.port)) return launched;
+      await sleep(200);
+    }
+    const { child } = launched.running;
+    problem = `server pid ${child.pid} reported port ${launched.port} but refuses connections (exit code ${child.exitCode}, signal ${child.signalCode})`;
+    child.kill('SIGKILL');
+    await launched.running.exited;
+  }
+  throw new Error(`RTSP server: ${problem}`);
+}
+
 export async function startRtspServer(options: RtspServerOptions): Promise<RtspServer> {
   const mount = options.mount ?? '/stream';
   const timeoutMs = options.readyTimeoutMs ?? 15_000;
-  const first = await launch(options.video, options.port ?? 0, mount, timeoutMs);
+  const first = await launchChecked(options.video, options.port ?? 0, mount, timeoutMs);
   let running: Running | undefined = first.running;
   const port = first.port;
 
@@ -132,6 +176,12 @@ export async function startRtspServer(options: RtspServerOptions): Promise<RtspS
     port,
     get pid() {
       return running?.child.pid;
+    },
+    get alive() {
+      return running !== undefined && running.child.exitCode === null && running.child.signalCode === null;
+    },
+    get stderr() {
+      return running?.stderr() ?? '';
     },
     stop: () => signalAndWait('SIGTERM'),
     kill: () => signalAndWait('SIGKILL'),
