@@ -39,10 +39,11 @@ function memoryLogger(): { logger: Logger; entries: LogEntry[] } {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(what: string, predicate: () => boolean, timeoutMs: number): Promise<void> {
+/** Polls until predicate holds; on timeout the error carries detail() (camera and server state). */
+async function waitFor(what: string, predicate: () => boolean, timeoutMs: number, detail?: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail ? `: ${detail()}` : ''}`);
     await sleep(50);
   }
 }
@@ -240,7 +241,13 @@ describe('RTSP sources', { skip: rtspMissing }, () => {
     const { logger, entries } = memoryLogger();
     const camA = camera({ name: 'a', url: a.url, fps: 5 }, logger, { ...FAST, healthyResetMs: 1_500 });
     const camB = camera({ name: 'b', url: b.url, fps: 5 }, logger, FAST);
-    await waitFor('both cameras streaming', () => camA.frames.length >= 5 && camB.frames.length >= 5, 15_000);
+    const state = (): string =>
+      JSON.stringify({
+        a: { ...camA.source.stats(), server: { alive: a.alive, stderr: a.stderr.slice(-500) } },
+        b: { ...camB.source.stats(), server: { alive: b.alive, stderr: b.stderr.slice(-500) } },
+        log: entries.filter((e) => e.level >= 40).slice(-6).map(({ camera: cam, msg, error, ffmpeg, stderr }) => ({ cam, msg, error, ffmpeg, stderr })),
+      });
+    await waitFor('both cameras streaming', () => camA.frames.length >= 5 && camB.frames.length >= 5, 25_000, state);
 
     await a.kill();
     const bBefore = camB.source.stats().framesIn;
@@ -248,7 +255,7 @@ describe('RTSP sources', { skip: rtspMissing }, () => {
     await sleep(1_000);
     await a.restart();
     const aBefore = camA.source.stats().framesIn;
-    await waitFor('camera a frames again', () => camA.source.stats().framesIn >= aBefore + 5, 15_000);
+    await waitFor('camera a frames again', () => camA.source.stats().framesIn >= aBefore + 5, 15_000, state);
 
     const sa = camA.source.stats();
     assert.ok(sa.reconnects >= 1, `reconnects ${sa.reconnects}`);
