@@ -82,16 +82,19 @@ describe('embedder runtime', { timeout: 180_000 }, () => {
     const errors: { message: string; details: Record<string, unknown> }[] = [];
     const created: string[] = [];
     const gpu = new FaceEmbedder(entry, fullGpu(session, 4), { flipAverage: true });
-    const runtime = new EmbedderRuntime({
-      primary: gpu,
-      providers: ['cuda', 'cpu'],
-      create: async (e, providers) => {
-        created.push(`${e.name}@${providers.join(',')}`);
-        return embedderFactory(registry, gpu, {})(e, providers);
-      },
-      onError: (message, details) => errors.push({ message, details }),
-      log: () => {},
-    });
+    // A runtime over a "GPU" embedder that records each replacement it creates and each error.
+    const gpuRuntime = (primary: FaceEmbedder): EmbedderRuntime =>
+      new EmbedderRuntime({
+        primary,
+        providers: ['cuda', 'cpu'],
+        create: async (e, providers) => {
+          created.push(`${e.name}@${providers.join(',')}`);
+          return embedderFactory(registry, gpu, {})(e, providers);
+        },
+        onError: (message, details) => errors.push({ message, details }),
+        log: () => {},
+      });
+    const runtime = gpuRuntime(gpu);
     const set = chips(4, 2);
     const want = await embedder.embed(set);
     // 4 chips + mirrors = 8 > 4: split into 2 + 2 (4 each) which fit.
@@ -104,16 +107,7 @@ describe('embedder runtime', { timeout: 180_000 }, () => {
     assert.equal(runtime.placement, 'primary');
 
     // Now even one chip (2 images with its mirror) fails: the embedder moves to the CPU.
-    const tiny = new EmbedderRuntime({
-      primary: new FaceEmbedder(entry, fullGpu(session, 1), { flipAverage: true }),
-      providers: ['cuda', 'cpu'],
-      create: async (e, providers) => {
-        created.push(`${e.name}@${providers.join(',')}`);
-        return embedderFactory(registry, gpu, {})(e, providers);
-      },
-      onError: (message, details) => errors.push({ message, details }),
-      log: () => {},
-    });
+    const tiny = gpuRuntime(new FaceEmbedder(entry, fullGpu(session, 1), { flipAverage: true }));
     const one = await tiny.embed(set.slice(0, 1));
     assert.ok(close(one[0] as Float32Array, want[0] as Float32Array));
     assert.match(errors.at(-1)?.message ?? '', /one chip; moving it to the CPU/);

@@ -31,6 +31,7 @@ import { seededRandom } from '../../agent/util/seeded-random.js';
 import { mirrorImage } from '../../agent/vision/align.js';
 import type { RgbImage } from '../../agent/vision/image.js';
 import { toChw } from '../../agent/vision/mtcnn.js';
+import { parseBenchArgs } from './bench-args.js';
 
 const require = createRequire(import.meta.url);
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -121,23 +122,10 @@ async function realChips(log: (s: string) => void): Promise<RgbImage[]> {
 interface Args { json: string; readme: boolean; quick: boolean; cameras: number }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { json: DEFAULT_JSON, readme: true, quick: false, cameras: 4 };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === '--json') args.json = resolve(value());
-    else if (a === '--no-readme') args.readme = false;
-    else if (a === '--quick') args.quick = true;
-    else if (a === '--cameras') {
-      args.cameras = Number(value());
-      if (!(Number.isInteger(args.cameras) && args.cameras >= 1 && args.cameras <= 32)) throw new Error('--cameras must be an integer 1..32');
-    } else throw new Error(`unknown argument ${a}; usage: bench-batching [--json PATH] [--no-readme] [--quick] [--cameras N]`);
-  }
-  return args;
+  const { extra, ...common } = parseBenchArgs(argv, 'bench-batching', DEFAULT_JSON, ['cameras']);
+  const cameras = Number(extra.cameras ?? 4);
+  if (!(Number.isInteger(cameras) && cameras >= 1 && cameras <= 32)) throw new Error(`--cameras must be an integer 1..32, got ${extra.cameras}`);
+  return { ...common, cameras };
 }
 
 function table(direct: DirectRow[], sched: SchedulerRow[], stages: StageRow[], gc: GcRow[]): string {

@@ -23,6 +23,7 @@ import { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
 import type { Box } from '../../agent/vision/geometry.js';
 import type { RgbImage } from '../../agent/vision/image.js';
 import type { DetectedFace } from '../../agent/vision/mtcnn.js';
+import { parseBenchArgs } from './bench-args.js';
 
 const require = createRequire(import.meta.url);
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -318,21 +319,8 @@ interface Args {
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { json: DEFAULT_JSON, readme: true, quick: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === '--json') args.json = resolve(value());
-    else if (a === '--no-readme') args.readme = false;
-    else if (a === '--quick') args.quick = true;
-    else if (a === '--save-frames') args.saveFrames = resolve(value());
-    else throw new Error(`unknown argument ${a}; usage: bench-models [--json PATH] [--no-readme] [--quick] [--save-frames DIR]`);
-  }
-  return args;
+  const { extra, ...common } = parseBenchArgs(argv, 'bench-models', DEFAULT_JSON, ['save-frames']);
+  return { ...common, ...(extra['save-frames'] !== undefined ? { saveFrames: resolve(extra['save-frames']) } : {}) };
 }
 
 async function main(): Promise<void> {
