@@ -26,7 +26,9 @@ import type { TrackDecision, TrackerOptions } from './pipeline/tracker.js';
 import { reembedFromPhotos } from './recognition/enrollment.js';
 import { FaceAnalyzer } from './recognition/face-analyzer.js';
 import { Gallery } from './recognition/gallery.js';
-import { Matcher } from './recognition/matcher.js';
+import type { FaceEmbeddingResult } from './recognition/embedder.js';
+import { thresholdsFor } from './recognition/matcher.js';
+import { OcclusionAwareMatcher } from './recognition/occlusion-matcher.js';
 import type { RgbImage } from './vision/image.js';
 
 export interface AgentEventRecord {
@@ -57,12 +59,12 @@ export class FacegateAgent {
   readonly dataDir: string;
   private analyzer: FaceAnalyzer | undefined;
   private gallery: Gallery | undefined;
-  private matcher: Matcher | undefined;
+  private matcher: OcclusionAwareMatcher | undefined;
   private publisher: MqttPublisher | undefined;
   /** Outbox, MQTT commands, Home Assistant discovery (agent/events/event-services.ts). */
   private events: EventServices | undefined;
   private stopBroker: (() => Promise<void>) | undefined;
-  private scheduler: BatchScheduler<RgbImage, Float32Array> | undefined;
+  private scheduler: BatchScheduler<RgbImage, FaceEmbeddingResult> | undefined;
   private readonly cameras = new Map<string, RunningCamera>();
   private readonly wantedCameras = new Set<string>();
   private galleryTimer: NodeJS.Timeout | undefined;
@@ -113,6 +115,7 @@ export class FacegateAgent {
       embedder: rec.embedder,
       detector: { minFaceSize: rec.minFaceSize },
       flipAverage: rec.flipAverage,
+      occlusionMasks: rec.occlusionMasks,
       session,
       registry,
       // Cameras share the detector: their R-Net/O-Net runs merge while one is in flight.
@@ -143,9 +146,14 @@ export class FacegateAgent {
       const stale = this.gallery.needsReenrollment(model.name);
       if (stale.length) log.warn({ identities: stale }, `identities enrolled with another model need re-enrollment for ${model.name} (they are not matched)`);
     }
-    this.matcher = Matcher.forModel(model, { match: rec.matchThreshold, unknown: rec.unknownThreshold });
+    this.matcher = new OcclusionAwareMatcher(model.name, thresholdsFor(model, { match: rec.matchThreshold, unknown: rec.unknownThreshold }), analyzer.occlusion);
     this.matcher.reload(this.gallery, true);
     log.info({ identities: this.matcher.identities, embeddings: this.matcher.size, dataDir: this.dataDir }, 'gallery loaded');
+    if (analyzer.occlusion) {
+      log.info({ patterns: [...analyzer.occlusion.patterns.keys()] }, 'occlusion-aware matching on (masks, sunglasses, hands…)');
+      const without = this.matcher.identitiesWithoutPatterns();
+      if (without > 0) log.warn({ identities: without }, 'identities enrolled before the occlusion masks existed are matched on the plain path only when occluded faces arrive: re-enroll them');
+    }
     // A running agent sees enrollments made by the CLI or another process.
     this.galleryTimer = setInterval(() => {
       try {
@@ -181,7 +189,7 @@ export class FacegateAgent {
       cameras: () => this.config.cameras.map((c) => c.name),
     });
 
-    this.scheduler = new BatchScheduler('embedder', (chips) => embedderRuntime.embed(chips), {
+    this.scheduler = new BatchScheduler('embedder', (chips) => embedderRuntime.embedFaces(chips), {
       maxBatch: rec.maxBatch,
       maxWaitMs: rec.maxWaitMs,
       onBatch: (size) => this.health.metrics.observeBatch(model.name, size),
@@ -211,7 +219,7 @@ export class FacegateAgent {
           detector: analyzer.detector,
           template: analyzer.template,
           embedder: scheduler,
-          match: (e) => (this.matcher as Matcher).match(e),
+          match: (face) => (this.matcher as OcclusionAwareMatcher).match(face),
           onDecision: (camera, decision, frame) => this.publish(camera, decision, frame),
           log,
           admit: (frame) => this.health.admit(cam.name, cam.fps, frame.capturedAt),
@@ -275,7 +283,7 @@ export class FacegateAgent {
   applyLiveSettings(next: FacegateConfig): void {
     const rec = next.recognition;
     if (this.analyzer && this.gallery && (rec.matchThreshold !== this.config.recognition.matchThreshold || rec.unknownThreshold !== this.config.recognition.unknownThreshold)) {
-      const matcher = Matcher.forModel(this.analyzer.embedder.entry, { match: rec.matchThreshold, unknown: rec.unknownThreshold });
+      const matcher = new OcclusionAwareMatcher(this.analyzer.embedder.entry.name, thresholdsFor(this.analyzer.embedder.entry, { match: rec.matchThreshold, unknown: rec.unknownThreshold }), this.analyzer.occlusion);
       matcher.reload(this.gallery, true);
       this.matcher = matcher;
     }
@@ -311,6 +319,8 @@ export class FacegateAgent {
       box: { x: decision.box.x1, y: decision.box.y1, w: decision.box.x2 - decision.box.x1, h: decision.box.y2 - decision.box.y1 },
       frameTime: frame.capturedAt,
       model: this.analyzer?.embedder.entry.name ?? 'unknown',
+      ...(decision.occlusion ? { occlusion: decision.occlusion } : {}),
+      masked: decision.masked,
     });
     const latencyMs = Date.parse(event.publishTime) - frame.capturedAt;
     this.latencies.push(latencyMs);

@@ -34,6 +34,19 @@ export interface ModelEntry {
   notes?: string;
   /** Pruned variants (models/compress): how this file was derived from its parent model. */
   pruning?: PruningInfo;
+  /** Embedders: the occlusion mask dictionary built for exactly this file (models/occlusion). */
+  occlusion?: OcclusionMasksInfo;
+}
+
+export interface OcclusionMasksInfo {
+  /** Path relative to models/ without extension: `<path>.json` (header) and `<path>.bin` (floats). */
+  path: string;
+  /** sha256 of the .bin and of the .json. */
+  sha256: { bin: string; json: string };
+  /** Pattern names. */
+  patterns: string[];
+  /** The command that rebuilds it. */
+  command: string;
 }
 
 export interface PruningInfo {

@@ -108,6 +108,9 @@ describe('agent end to end (RTSP → recognition → Mosquitto)', { timeout: 240
       assert.equal(r.topic, `facegate/e2e/${r.event.camera}/identity`);
       assert.equal(r.event.camera, 'entrance');
       assert.equal(r.event.model, 'dlib-resnet');
+      // The demo's photos are unoccluded: occlusion-aware matching says so on every event.
+      assert.equal(r.event.occlusion?.pattern, 'clean', `occlusion ${JSON.stringify(r.event.occlusion)}`);
+      assert.equal(r.event.masked, false);
       if (r.event.identity !== null) assert.ok(DEMO_PEOPLE.includes(r.event.identity), `unexpected identity ${r.event.identity}`);
       const latency = Date.parse(r.event.publishTime) - Date.parse(r.event.frameTime);
       assert.ok(latency >= 0 && latency < 10_000, `frame-to-event latency ${latency} ms`);

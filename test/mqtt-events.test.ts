@@ -105,6 +105,14 @@ describe('identity event and its JSON Schema', () => {
     assert.equal(validateEvent({ ...known, extra: 1 }), false);
     assert.equal(validateEvent({ ...known, unknown: true }), false, 'an unknown event with an identity');
     assert.equal(validateEvent({ ...known, frameTime: 'yesterday' }), false);
+    // Occlusion-aware matching adds the predicted occlusion and the face-mask flag.
+    assert.equal(known.masked, false);
+    assert.equal('occlusion' in known, false);
+    const masked = sampleEvent('agent-1', { occlusion: { pattern: 'lower-face', regions: ['nose', 'mouth', 'chin'], score: 0.912345 }, masked: true });
+    assert.ok(validateEvent(masked), JSON.stringify(validateEvent.errors));
+    assert.deepEqual(masked.occlusion, { pattern: 'lower-face', regions: ['nose', 'mouth', 'chin'], score: 0.9123 });
+    assert.equal(validateEvent({ ...masked, occlusion: { ...masked.occlusion, score: 2 } }), false);
+    assert.equal(validateEvent({ ...known, masked: undefined }), false, 'masked is required');
     assert.throws(() => sampleEvent('a', { unknown: true }), /cannot be unknown/);
   });
 

@@ -46,13 +46,14 @@ export const configSchema = z
         embedder: z.string().optional(),
         minFaceSize: z.number().min(12).default(40),
         flipAverage: z.boolean().default(true),
+        occlusionMasks: z.boolean().default(true),
         matchThreshold: z.number().positive().optional(),
         unknownThreshold: z.number().positive().optional(),
         maxBatch: z.number().int().positive().max(64).default(8),
         maxWaitMs: z.number().min(0).max(1000).default(15),
       })
       .strict()
-      .default({ minFaceSize: 40, flipAverage: true, maxBatch: 8, maxWaitMs: 15 }),
+      .default({ minFaceSize: 40, flipAverage: true, occlusionMasks: true, maxBatch: 8, maxWaitMs: 15 }),
     events: z
       .object({
         reportUnknown: z.boolean().default(true),

@@ -2,8 +2,10 @@
 // agent processes a frame (MTCNN → 5-point alignment → embedder).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { euclideanDistance } from '../recognition/embedder.js';
+import { euclideanDistance, type FaceEmbeddingResult } from '../recognition/embedder.js';
 import type { FaceAnalyzer } from '../recognition/face-analyzer.js';
+import { thresholdsFor } from '../recognition/matcher.js';
+import { CLEAN_PATTERN, type OcclusionDictionary } from '../recognition/occlusion-masks.js';
 import { warpChips } from '../vision/align.js';
 import type { Affine } from '../vision/geometry.js';
 import { decodeImage, type RgbImage } from '../vision/image.js';
@@ -31,6 +33,12 @@ export interface EvalResult {
   noFace: { count: number; rate: number; files: string[]; fallback: string };
   pairs: number;
   report: VerificationReport;
+  /**
+   * Occlusion-aware matching (when the embedder has occlusion masks): the probe's predicted pattern
+   * decides the space both faces are compared in; distances are divided by that space's match
+   * threshold so pairs of different patterns share one threshold, as the agent's decisions do.
+   */
+  masked?: { report: VerificationReport; probePatterns: Record<string, number> };
   seconds: number;
   msPerImage: number;
 }
@@ -70,7 +78,7 @@ export async function runVerificationEval(analyzer: FaceAnalyzer, options: EvalO
   const firstFiles = new Set(pairsFile.pairs.map((p) => join(options.imagesDir, p.first)));
   const secondFiles = new Set(pairsFile.pairs.map((p) => join(options.probeImagesDir ?? options.imagesDir, p.second)));
   const files = [...new Set([...firstFiles, ...secondFiles])].sort();
-  const embeddings = new Map<string, Float32Array>();
+  const embeddings = new Map<string, FaceEmbeddingResult>();
   const noFace: string[] = [];
   const { chip } = analyzer.embedder;
 
@@ -82,26 +90,28 @@ export async function runVerificationEval(analyzer: FaceAnalyzer, options: EvalO
     next = i + 1 < files.length ? decodeImage(files[i + 1] as string) : undefined;
     next?.catch(() => {}); // surfaced when awaited
     const face = pickCentralFace(await analyzer.detect(image), image.width, image.height);
-    let embedding: Float32Array;
+    let embedding: FaceEmbeddingResult;
     if (face) {
-      [embedding] = (await analyzer.embedFaces(image, [face])).map((f) => f.embedding) as [Float32Array];
+      embedding = (await analyzer.embedFaces(image, [face]))[0] as FaceEmbeddingResult;
     } else {
       noFace.push(file);
       const [crop] = warpChips(analyzer.cv, image, [centredCropTransform(image, chip.width)], chip.width, chip.height);
-      [embedding] = (await analyzer.embedder.embed([crop as RgbImage])) as [Float32Array];
+      [embedding] = (await analyzer.embedder.embedFaces([crop as RgbImage])) as [FaceEmbeddingResult];
     }
     embeddings.set(file, embedding);
     if ((i + 1) % 500 === 0 || i + 1 === files.length) log(`embedded ${i + 1}/${files.length} images (${noFace.length} without a detected face)`);
   }
 
-  const scored: ScoredPair[] = pairsFile.pairs.map((p) => ({
-    fold: p.fold,
-    same: p.same,
-    distance: euclideanDistance(
-      embeddings.get(join(options.imagesDir, p.first)) as Float32Array,
-      embeddings.get(join(options.probeImagesDir ?? options.imagesDir, p.second)) as Float32Array,
-    ),
-  }));
+  const pairOf = (p: (typeof pairsFile.pairs)[number]): [FaceEmbeddingResult, FaceEmbeddingResult] => [
+    embeddings.get(join(options.imagesDir, p.first)) as FaceEmbeddingResult,
+    embeddings.get(join(options.probeImagesDir ?? options.imagesDir, p.second)) as FaceEmbeddingResult,
+  ];
+  const scored: ScoredPair[] = pairsFile.pairs.map((p) => {
+    const [a, b] = pairOf(p);
+    return { fold: p.fold, same: p.same, distance: euclideanDistance(a.embedding, b.embedding) };
+  });
+  const masks = analyzer.occlusion;
+  const masked = masks ? maskedVerification(masks, pairsFile.pairs.map((p) => ({ fold: p.fold, same: p.same, faces: pairOf(p) })), thresholdsFor(analyzer.embedder.entry).match) : undefined;
   const seconds = (Date.now() - started) / 1000;
   const result: EvalResult = {
     pairsFile: options.pairsFile,
@@ -119,11 +129,34 @@ export async function runVerificationEval(analyzer: FaceAnalyzer, options: EvalO
     },
     pairs: scored.length,
     report: kFoldVerification(scored),
+    ...(masked ? { masked } : {}),
     seconds,
     msPerImage: (seconds * 1000) / Math.max(1, files.length),
   };
   if (options.jsonOut) writeFileSync(options.jsonOut, `${JSON.stringify(result, null, 2)}\n`);
   return result;
+}
+
+/**
+ * Verification with occlusion-aware matching: the probe (second face) predicts its pattern; an
+ * occluded probe and its gallery face are compared under that pattern's mask and projection.
+ */
+export function maskedVerification(
+  masks: OcclusionDictionary,
+  pairs: readonly { fold: number; same: boolean; faces: [FaceEmbeddingResult, FaceEmbeddingResult] }[],
+  plainThreshold: number,
+): { report: VerificationReport; probePatterns: Record<string, number> } {
+  const probePatterns: Record<string, number> = {};
+  const scored = pairs.map(({ fold, same, faces: [gallery, probe] }) => {
+    const pattern = probe.features ? masks.predict(probe.features, probe.mirrorFeatures).pattern : CLEAN_PATTERN;
+    probePatterns[pattern] = (probePatterns[pattern] ?? 0) + 1;
+    const space = pattern === CLEAN_PATTERN || !gallery.features || !probe.features ? undefined : masks.patterns.get(pattern);
+    if (!space) return { fold, same, distance: euclideanDistance(gallery.embedding, probe.embedding) / plainThreshold };
+    const g = masks.maskedEmbedding(pattern, gallery.features as Float32Array, gallery.mirrorFeatures);
+    const q = masks.maskedEmbedding(pattern, probe.features as Float32Array, probe.mirrorFeatures);
+    return { fold, same, distance: euclideanDistance(g, q) / space.thresholds.match };
+  });
+  return { report: kFoldVerification(scored), probePatterns };
 }
 
 export function formatEvalTable(r: EvalResult): string {
@@ -139,6 +172,14 @@ export function formatEvalTable(r: EvalResult): string {
     '',
     ...r.report.tarAtFar.map((t) => `TAR @ FAR ${t.far}: ${pct(t.tar)} (threshold ${t.threshold.toFixed(4)}, ${t.negatives} negative pairs)`),
     `threshold on all pairs: ${r.report.overallThreshold.toFixed(4)}`,
+    ...(r.masked
+      ? [
+          '',
+          `occlusion-aware matching (probe patterns: ${Object.entries(r.masked.probePatterns).map(([k, v]) => `${k} ${v}`).join(', ')}; distances ÷ each space's match threshold):`,
+          `accuracy ${pct(r.masked.report.meanAccuracy)} ± ${pct(r.masked.report.stdAccuracy)}` +
+            ` (plain ${pct(r.report.meanAccuracy)}); ${r.masked.report.tarAtFar.map((t) => `TAR @ FAR ${t.far}: ${pct(t.tar)}`).join(', ')}`,
+        ]
+      : []),
     `${r.seconds.toFixed(1)} s, ${r.msPerImage.toFixed(1)} ms per image`,
   ];
   return lines.join('\n');

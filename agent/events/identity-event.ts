@@ -32,6 +32,20 @@ export interface IdentityEvent {
   publishTime: string;
   /** Embedder model that produced the embedding. */
   model: string;
+  /**
+   * The occlusion the agent predicted on the face (occlusion-aware matching): its pattern
+   * (`clean`, `lower-face`, `eyes`, `upper-face`, `right-side`, `left-side`), the face regions it
+   * covers and the classifier's confidence 0..1. Absent when the embedder has no occlusion masks.
+   */
+  occlusion?: EventOcclusion;
+  /** A face mask (or scarf) over nose and mouth was detected; the face was matched with that pattern's mask. */
+  masked: boolean;
+}
+
+export interface EventOcclusion {
+  pattern: string;
+  regions: string[];
+  score: number;
 }
 
 export interface IdentityEventInput {
@@ -45,6 +59,9 @@ export interface IdentityEventInput {
   box: FrameBox;
   frameTime: Date | number | string;
   model: string;
+  occlusion?: EventOcclusion;
+  /** Default false. */
+  masked?: boolean;
   /** Default: now. */
   publishTime?: Date | number | string;
   /** Default: a fresh random UUID. */
@@ -84,5 +101,9 @@ export function buildIdentityEvent(input: IdentityEventInput): IdentityEvent {
     frameTime: iso(input.frameTime, 'frameTime'),
     publishTime: iso(input.publishTime ?? new Date(), 'publishTime'),
     model: input.model,
+    ...(input.occlusion
+      ? { occlusion: { pattern: input.occlusion.pattern, regions: [...input.occlusion.regions], score: round(Math.min(1, Math.max(0, finite(input.occlusion.score, 'occlusion.score'))), 4) } }
+      : {}),
+    masked: input.masked ?? false,
   };
 }

@@ -33,7 +33,8 @@ export interface AgentHealthView {
 }
 
 export interface LoadControls {
-  scheduler: BatchScheduler<RgbImage, Float32Array>;
+  /** The embedder's batch scheduler (only its batch limit is turned). */
+  scheduler: Pick<BatchScheduler<RgbImage, unknown>, 'setMaxBatch' | 'maxBatch'>;
   /** The configured max batch (restored after pressure). */
   maxBatch: number;
   embedder: EmbedderRuntime;

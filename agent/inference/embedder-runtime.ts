@@ -5,7 +5,7 @@
 // The primary embedder (the FaceAnalyzer's) is never released here: enrollment and the CLI keep
 // using it. ORT's CUDA arena keeps what it allocated until its session is released, so a move
 // stops further growth and frees the GPU's compute rather than returning memory already held.
-import { FaceEmbedder } from '../recognition/embedder.js';
+import { FaceEmbedder, type FaceEmbeddingResult } from '../recognition/embedder.js';
 import type { RgbImage } from '../vision/image.js';
 import type { ModelEntry, ModelRegistry } from './model-registry.js';
 import { createSession, type ExecutionProvider, isAllocationFailure, type SessionOptions } from './onnx-session.js';
@@ -86,10 +86,15 @@ export class EmbedderRuntime {
 
   /** Embeds through the current embedder; allocation failures are retried smaller, then on the CPU. */
   async embed(chips: readonly RgbImage[]): Promise<Float32Array[]> {
+    return (await this.embedFaces(chips)).map((r) => r.embedding);
+  }
+
+  /** As embed(), with the feature maps behind each embedding (for occlusion-aware matching). */
+  async embedFaces(chips: readonly RgbImage[]): Promise<FaceEmbeddingResult[]> {
     await this.moving;
     const embedder = this.current;
     try {
-      return await embedder.embed(chips);
+      return await embedder.embedFaces(chips);
     } catch (err) {
       if (!isAllocationFailure(err)) throw err;
       this.allocationFailures++;
@@ -99,14 +104,14 @@ export class EmbedderRuntime {
         this.deps.onError(`embedder ran out of memory on a batch of ${chips.length}; retrying in halves`, details);
         this.splitRetries++;
         const half = Math.ceil(chips.length / 2);
-        const first = await this.embed(chips.slice(0, half));
-        const second = await this.embed(chips.slice(half));
+        const first = await this.embedFaces(chips.slice(0, half));
+        const second = await this.embedFaces(chips.slice(half));
         return [...first, ...second];
       }
       if (embedder.provider !== 'cpu') {
         this.deps.onError(`embedder ran out of memory on ${embedder.provider} with one chip; moving it to the CPU`, details);
         await this.moveTo('cpu');
-        return this.current.embed(chips);
+        return this.current.embedFaces(chips);
       }
       this.deps.onError('embedder ran out of memory on the CPU', details);
       throw err;

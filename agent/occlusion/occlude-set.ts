@@ -148,10 +148,10 @@ export class ImageOccluder {
     return { source: { background: () => background, skin: () => skin }, donor: file };
   }
 
-  /** Occludes one photo (already decoded) and returns the result with its record. */
-  async occlude(file: string, image: RgbImage, kind: OccluderKind, seed: number): Promise<{ image: RgbImage; record: OccludedImage }> {
+  /** Occludes one photo (already decoded) and returns the result with its record. `known`: its face, when already detected. */
+  async occlude(file: string, image: RgbImage, kind: OccluderKind, seed: number, known?: DetectedFace): Promise<{ image: RgbImage; record: OccludedImage }> {
     const random = seededRandom(hashSeed(seed, file));
-    const detected = pickCentralFace(await this.detector.detect(image), image.width, image.height);
+    const detected = known ?? pickCentralFace(await this.detector.detect(image), image.width, image.height);
     const face = detected ?? centredGuess(image);
     const frame = faceFrame(face.landmarks);
     const { source, donor } = await this.textures(random, file);

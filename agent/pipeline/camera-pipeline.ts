@@ -4,7 +4,8 @@
 import { filter, type Subscription } from 'rxjs';
 import type { CameraSource, Frame } from '../camera/camera-source.js';
 import type { Logger } from '../logging.js';
-import type { MatchResult } from '../recognition/matcher.js';
+import type { FaceEmbeddingResult } from '../recognition/embedder.js';
+import type { OcclusionMatch } from '../recognition/occlusion-matcher.js';
 import { alignmentTransform, type ChipTemplate, warpChips } from '../vision/align.js';
 import type { RgbImage } from '../vision/image.js';
 import type { MtcnnDetector } from '../vision/mtcnn.js';
@@ -17,9 +18,9 @@ export interface PipelineDeps {
   cv: OpenCv;
   detector: MtcnnDetector;
   template: ChipTemplate;
-  embedder: BatchScheduler<RgbImage, Float32Array>;
-  /** The current matcher (it may be reloaded when the gallery changes). */
-  match: (embedding: Float32Array) => MatchResult;
+  embedder: BatchScheduler<RgbImage, FaceEmbeddingResult>;
+  /** The current matcher (it may be reloaded when the gallery changes); occlusion-aware when it has masks. */
+  match: (face: FaceEmbeddingResult) => Pick<OcclusionMatch, 'identity' | 'unknown' | 'distance' | 'occlusion' | 'masked'>;
   onDecision: (camera: string, decision: TrackDecision, frame: Frame) => void;
   log: Logger;
   /** Whether to analyse a frame (GPU pressure lowers the analysed fps); frames refused count as dropped. */
@@ -93,7 +94,7 @@ export class CameraPipeline {
       this.stats.facesDetected += faces.length;
       const transforms = faces.map((f) => alignmentTransform(f.landmarks, deps.template));
       const chips = warpChips(deps.cv, image, transforms, deps.template.width, deps.template.height);
-      let embeddings: Float32Array[];
+      let embeddings: FaceEmbeddingResult[];
       try {
         embeddings = await deps.embedder.submitAll(chips);
       } catch (err) {
@@ -103,8 +104,8 @@ export class CameraPipeline {
         return;
       }
       const observations = faces.map((f, i) => {
-        const m = deps.match(embeddings[i] as Float32Array);
-        return { box: f.box, detectionScore: f.score, identity: m.identity, unknown: m.unknown, distance: m.distance };
+        const m = deps.match(embeddings[i] as FaceEmbeddingResult);
+        return { box: f.box, detectionScore: f.score, identity: m.identity, unknown: m.unknown, distance: m.distance, ...(m.occlusion ? { occlusion: m.occlusion } : {}), masked: m.masked };
       });
       for (const decision of this.tracker.update(frame.capturedAt, observations)) deps.onDecision(this.camera.config.name, decision, frame);
       this.camera.countAnalysed(1);

@@ -3,6 +3,7 @@
 // confident, another only if its identity changes; a per-identity cooldown makes one visitor one
 // event even when the track breaks (a turned head, an occlusion) and restarts.
 import { type Box, overlap } from '../vision/geometry.js';
+import type { OcclusionPrediction } from '../recognition/occlusion-masks.js';
 
 export interface TrackerOptions {
   /** Minimum IoU between a track's last box and a detection to continue the track. */
@@ -37,6 +38,10 @@ export interface FaceObservation {
   /** The face is confidently nobody in the gallery. */
   unknown: boolean;
   distance: number;
+  /** The occlusion the matcher predicted (occlusion-aware matching only). */
+  occlusion?: OcclusionPrediction;
+  /** A face mask was detected. */
+  masked?: boolean;
 }
 
 export interface TrackDecision {
@@ -49,6 +54,10 @@ export interface TrackDecision {
   distance: number;
   box: Box;
   frameTime: number;
+  /** The occlusion of the track's latest face (occlusion-aware matching only). */
+  occlusion?: OcclusionPrediction;
+  /** The latest face of the track wore a face mask. */
+  masked: boolean;
 }
 
 const UNKNOWN = '\u0000unknown';
@@ -59,6 +68,9 @@ interface Track {
   lastSeen: number;
   votes: Map<string, { weight: number; distanceSum: number; count: number }>;
   reported: string | undefined;
+  /** The latest face's occlusion and mask flag. */
+  occlusion?: OcclusionPrediction;
+  masked: boolean;
 }
 
 export class FaceTracker {
@@ -100,11 +112,14 @@ export class FaceTracker {
     faces.forEach((face, fi) => {
       let track = trackFor.get(fi);
       if (!track) {
-        track = { id: `${this.camera}-${this.nextId++}`, box: face.box, lastSeen: frameTime, votes: new Map(), reported: undefined };
+        track = { id: `${this.camera}-${this.nextId++}`, box: face.box, lastSeen: frameTime, votes: new Map(), reported: undefined, masked: false };
         this.tracks.push(track);
       }
       track.box = face.box;
       track.lastSeen = frameTime;
+      if (face.occlusion) track.occlusion = face.occlusion;
+      else delete track.occlusion;
+      track.masked = face.masked ?? false;
       const key = face.identity ?? (face.unknown ? UNKNOWN : undefined);
       if (key !== undefined) {
         const v = track.votes.get(key) ?? { weight: 0, distanceSum: 0, count: 0 };
@@ -151,6 +166,8 @@ export class FaceTracker {
       distance: v.distanceSum / v.count,
       box: track.box,
       frameTime,
+      ...(track.occlusion ? { occlusion: track.occlusion } : {}),
+      masked: track.masked,
     };
   }
 }

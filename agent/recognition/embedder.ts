@@ -14,6 +14,8 @@ export interface FaceEmbeddingResult {
   embedding: Float32Array;
   /** Last spatial feature map before pooling, [C, H, W] flattened (for occlusion masks). */
   features?: Float32Array;
+  /** The same map of the mirror image (with flip averaging). */
+  mirrorFeatures?: Float32Array;
 }
 
 export class FaceEmbedder {
@@ -40,6 +42,11 @@ export class FaceEmbedder {
   }
 
   async embed(chips: readonly RgbImage[]): Promise<Float32Array[]> {
+    return (await this.embedFaces(chips)).map((r) => r.embedding);
+  }
+
+  /** Embeddings with the feature maps behind them (chip and mirror image), when the model has them. */
+  async embedFaces(chips: readonly RgbImage[]): Promise<FaceEmbeddingResult[]> {
     if (chips.length === 0) return [];
     const { width, height } = this.chip;
     for (const [i, c] of chips.entries()) {
@@ -65,13 +72,21 @@ export class FaceEmbedder {
     const emb = out.embedding;
     if (!emb) throw new Error(`model ${this.entry.name} returned no embedding output`);
     const d = this.dims;
+    const maps = out.features;
+    const f = maps ? maps.data.length / count : 0;
+    const mapOf = (row: number): Float32Array | undefined => (maps ? maps.data.slice(row * f, (row + 1) * f) : undefined);
     return chips.map((_, i) => {
       const e = emb.data.slice(i * d, (i + 1) * d);
+      const result: FaceEmbeddingResult = { embedding: e };
+      const features = mapOf(i);
+      if (features) result.features = features;
       if (this.options.flipAverage) {
         const m = emb.data.subarray((chips.length + i) * d, (chips.length + i + 1) * d);
         for (let k = 0; k < d; k++) e[k] = ((e[k] as number) + (m[k] as number)) / 2;
+        const mirrored = mapOf(chips.length + i);
+        if (mirrored) result.mirrorFeatures = mirrored;
       }
-      return e;
+      return result;
     });
   }
 

@@ -4,8 +4,9 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { decodeImage } from '../vision/image.js';
-import type { FaceAnalyzer } from './face-analyzer.js';
+import type { AnalyzedFace, FaceAnalyzer } from './face-analyzer.js';
 import type { EnrollItem, Gallery } from './gallery.js';
+import { OcclusionDictionary } from './occlusion-masks.js';
 
 export interface EnrolledImage {
   file: string;
@@ -27,7 +28,6 @@ export async function embedEnrollmentImages(analyzer: FaceAnalyzer, files: reado
 /** The same rules for files and in-memory images: the CLI and the MQTT `enroll` command share them. */
 export async function embedEnrollmentInputs(analyzer: FaceAnalyzer, inputs: readonly EnrollmentImage[], keepPhotos: boolean): Promise<{ items: EnrollItem[]; images: EnrolledImage[] }> {
   if (inputs.length === 0) throw new Error('no images given');
-  const model = analyzer.embedder.entry.name;
   const items: EnrollItem[] = [];
   const images: EnrolledImage[] = [];
   const problems: string[] = [];
@@ -39,7 +39,7 @@ export async function embedEnrollmentInputs(analyzer: FaceAnalyzer, inputs: read
     }
     const face = faces[0] as (typeof faces)[number];
     const photo = keepPhotos ? (typeof input === 'string' ? readFileSync(input) : input) : undefined;
-    items.push({ embedding: face.embedding, model, source: typeof input === 'string' ? basename(input) : label, ...(photo ? { photo } : {}) });
+    items.push(...itemsFor(analyzer, face, typeof input === 'string' ? basename(input) : label, photo));
     images.push({
       file: label,
       box: { x: face.box.x1, y: face.box.y1, w: face.box.x2 - face.box.x1, h: face.box.y2 - face.box.y1 },
@@ -50,6 +50,22 @@ export async function embedEnrollmentInputs(analyzer: FaceAnalyzer, inputs: read
     throw new Error(`enrollment needs exactly one face per image; nothing was enrolled: ${problems.join('; ')}`);
   }
   return { items, images };
+}
+
+/**
+ * The gallery items of one enrolled face: its embedding (with the photo), and with occlusion masks
+ * its embedding under every pattern, so a masked probe is compared with a gallery masked the same way.
+ */
+function itemsFor(analyzer: FaceAnalyzer, face: AnalyzedFace, source: string, photo: Uint8Array | undefined): EnrollItem[] {
+  const model = analyzer.embedder.entry.name;
+  const items: EnrollItem[] = [{ embedding: face.embedding, model, source, ...(photo ? { photo } : {}) }];
+  const masks = analyzer.occlusion;
+  if (masks && face.features) {
+    for (const pattern of masks.patterns.keys()) {
+      items.push({ embedding: masks.maskedEmbedding(pattern, face.features, face.mirrorFeatures), model: OcclusionDictionary.galleryModel(model, pattern), source });
+    }
+  }
+  return items;
 }
 
 export async function enrollFromImages(analyzer: FaceAnalyzer, gallery: Gallery, name: string, files: readonly string[]): Promise<EnrolledImage[]> {
@@ -81,7 +97,7 @@ export async function reembedFromPhotos(analyzer: FaceAnalyzer, gallery: Gallery
         continue;
       }
       const face = faces[0];
-      if (faces.length === 1 && face) items.push({ embedding: face.embedding, model, photo: p.photo, source: p.source });
+      if (faces.length === 1 && face) items.push(...itemsFor(analyzer, face, p.source, p.photo));
     }
     if (items.length > 0) {
       gallery.enroll(name, items);

@@ -11,9 +11,13 @@ import { type DetectedFace, MtcnnDetector, type MtcnnOptions } from '../vision/m
 import { loadOpenCv, type OpenCv } from '../vision/opencv.js';
 import { loadTemplate } from '../vision/templates.js';
 import { FaceEmbedder } from './embedder.js';
+import { OcclusionDictionary } from './occlusion-masks.js';
 
 export interface AnalyzedFace extends DetectedFace {
   embedding: Float32Array;
+  /** The embedder's last feature map of the chip and of its mirror image (for occlusion masks). */
+  features?: Float32Array;
+  mirrorFeatures?: Float32Array;
   /** Image → chip transform used for this face. */
   alignment: Affine;
 }
@@ -30,6 +34,8 @@ export interface FaceAnalyzerOptions {
   log?: (line: string) => void;
   /** Merge concurrent R-Net/O-Net runs (several cameras sharing the detector) into one run each. */
   batchDetectorStages?: { maxRequests: number };
+  /** Load the embedder's occlusion mask dictionary when it has one (default true). */
+  occlusionMasks?: boolean;
 }
 
 export class FaceAnalyzer {
@@ -39,6 +45,8 @@ export class FaceAnalyzer {
     readonly embedder: FaceEmbedder,
     readonly template: ChipTemplate,
     private readonly sessions: ModelSession[],
+    /** The embedder's occlusion masks (models/occlusion), when it has them and they are enabled. */
+    readonly occlusion: OcclusionDictionary | undefined,
   ) {}
 
   static async create(options: FaceAnalyzerOptions = {}): Promise<FaceAnalyzer> {
@@ -64,7 +72,8 @@ export class FaceAnalyzer {
     const merge = options.batchDetectorStages;
     const [r, o] = [rnet, onet].map((s) => (merge ? batchedSession(s as ModelSession, merge) : (s as ModelSession)));
     const detector = new MtcnnDetector({ pnet: pnet as ModelSession, rnet: r as ModelSession, onet: o as ModelSession }, options.detector);
-    return new FaceAnalyzer(cv as OpenCv, detector, embedder, template, [pnet, r, o, emb] as ModelSession[]);
+    const occlusion = options.occlusionMasks !== false ? OcclusionDictionary.forEmbedder(registry.dir, embedderEntry) : undefined;
+    return new FaceAnalyzer(cv as OpenCv, detector, embedder, template, [pnet, r, o, emb] as ModelSession[], occlusion);
   }
 
   detect(image: RgbImage): Promise<DetectedFace[]> {
@@ -79,8 +88,8 @@ export class FaceAnalyzer {
 
   async embedFaces(image: RgbImage, faces: readonly DetectedFace[]): Promise<AnalyzedFace[]> {
     const { chips, transforms } = this.chips(image, faces);
-    const embeddings = await this.embedder.embed(chips);
-    return faces.map((f, i) => ({ ...f, embedding: embeddings[i] as Float32Array, alignment: transforms[i] as Affine }));
+    const results = await this.embedder.embedFaces(chips);
+    return faces.map((f, i) => ({ ...f, ...results[i], embedding: (results[i] as { embedding: Float32Array }).embedding, alignment: transforms[i] as Affine }));
   }
 
   async analyze(image: RgbImage): Promise<AnalyzedFace[]> {

@@ -33,8 +33,11 @@ export function writeManifest(entries: ModelEntry[], dir = modelsDir()): ModelMa
   const manifest = readManifest(dir);
   for (const e of entries) {
     const i = manifest.models.findIndex((m) => m.name === e.name);
-    if (i >= 0) manifest.models[i] = e;
-    else manifest.models.push(e);
+    const old = i >= 0 ? manifest.models[i] : undefined;
+    // Occlusion masks belong to the exact file: a rebuild that reproduces it keeps them.
+    const kept = old?.occlusion && !e.occlusion && old.sha256 === e.sha256 ? { ...e, occlusion: old.occlusion } : e;
+    if (i >= 0) manifest.models[i] = kept;
+    else manifest.models.push(kept);
   }
   writeFileSync(join(dir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
   return manifest;

@@ -1,0 +1,266 @@
+// The occlusion mask dictionary of one embedder variant (PDSN's idea, solved in closed form by
+// models/occlusion/build-dictionary.ts): for each occlusion pattern, a 0/1 mask over the elements
+// of the embedder's last feature map (dropping those the pattern corrupts most) and a linear
+// projection of the masked map (discriminant analysis on clean/occluded calibration pairs) into a
+// space where the same person with and without the occlusion lie close. A linear classifier on the
+// feature map predicts the pattern from the face itself.
+//
+// Files: `<name>.json` (header: embedder name and sha256, feature shape, patterns, thresholds,
+// offsets into the blob) and `<name>.bin` (little-endian float32 blob).
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ModelEntry } from '../inference/model-registry.js';
+import type { MatchThresholds } from './matcher.js';
+
+export const CLEAN_PATTERN = 'clean';
+
+/**
+ * One part of a pattern's embedding: `size` outputs of the projection, centred on the pattern's
+ * mean first or not, L2-normalised, then scaled by `weight` (the weights' squares sum to 1, so the
+ * whole embedding has unit length and a squared distance is the weighted sum of the parts').
+ */
+export interface ProjectionBlock {
+  size: number;
+  weight: number;
+  centred: boolean;
+  /** What the block is, e.g. "embedder fc on the masked map" or "discriminant (LDA)". */
+  kind: string;
+}
+
+export interface OcclusionPatternHeader {
+  /** Pattern name, e.g. `lower-face`, `eyes`. */
+  name: string;
+  /** Face regions the pattern covers (for events and logs). */
+  regions: string[];
+  /** Occluder kinds it was calibrated on. */
+  kinds: string[];
+  /** Fraction of feature elements the mask drops. */
+  dropped: number;
+  blocks: ProjectionBlock[];
+  /** Distances in this pattern's space: match and unknown thresholds. */
+  thresholds: MatchThresholds;
+  /** Float offsets into the blob: keep mask [F], mean [F], projection [F × Σ block sizes]. */
+  offsets: { keep: number; mean: number; projection: number };
+}
+
+export interface OcclusionDictionaryHeader {
+  format: 'facegate-occlusion-masks/1';
+  embedder: { name: string; sha256: string };
+  /** Shape of the `features` output the masks act on: [C, H, W]. */
+  featureShape: [number, number, number];
+  patterns: OcclusionPatternHeader[];
+  /** Linear pattern classifier on standardised features: offsets of mean [F], scale [F], weights [(F + 1) × P]. */
+  classifier: { classes: string[]; offsets: { mean: number; scale: number; weights: number }; minScore: number };
+  /** Floats in the blob. */
+  floats: number;
+  /** How it was built (command, calibration set, validation figures). */
+  provenance: Record<string, unknown>;
+}
+
+export interface OcclusionPattern extends Omit<OcclusionPatternHeader, 'offsets'> {
+  keep: Float32Array;
+  mean: Float32Array;
+  projection: Float32Array;
+}
+
+export interface OcclusionPrediction {
+  pattern: string;
+  regions: string[];
+  /** Classifier confidence of the pattern, 0..1 (softmax over the patterns). */
+  score: number;
+}
+
+/** Horizontal mirror of a [C, H, W] map (the mirror image's map back in the chip's orientation). */
+export function mirrorMap(map: Float32Array, [c, h, w]: readonly [number, number, number]): Float32Array {
+  const out = new Float32Array(map.length);
+  for (let ch = 0; ch < c; ch++) {
+    for (let y = 0; y < h; y++) {
+      const row = (ch * h + y) * w;
+      for (let x = 0; x < w; x++) out[row + x] = map[row + (w - 1 - x)] as number;
+    }
+  }
+  return out;
+}
+
+/** The map in the chip's orientation: (own + the mirror image's map mirrored back) / 2, as the agent computes it. */
+export function orientedFeatures(features: Float32Array, mirrorFeatures: Float32Array | undefined, shape: readonly [number, number, number]): Float32Array {
+  if (!mirrorFeatures) return features;
+  const back = mirrorMap(mirrorFeatures, shape);
+  for (let i = 0; i < back.length; i++) back[i] = ((features[i] as number) + (back[i] as number)) / 2;
+  return back;
+}
+
+export class OcclusionDictionary {
+  readonly patterns: ReadonlyMap<string, OcclusionPattern>;
+  private readonly featureCount: number;
+
+  private constructor(
+    readonly header: OcclusionDictionaryHeader,
+    private readonly blob: Float32Array,
+    readonly source: string,
+  ) {
+    const [c, h, w] = header.featureShape;
+    this.featureCount = c * h * w;
+    const f = this.featureCount;
+    const slice = (offset: number, length: number, what: string): Float32Array => {
+      if (!(offset >= 0 && offset + length <= blob.length)) throw new Error(`${source}: ${what} lies outside the blob (${offset}+${length} > ${blob.length})`);
+      return blob.subarray(offset, offset + length);
+    };
+    const patterns = new Map<string, OcclusionPattern>();
+    for (const p of header.patterns) {
+      const { offsets, ...rest } = p;
+      patterns.set(p.name, {
+        ...rest,
+        keep: slice(offsets.keep, f, `pattern ${p.name} keep mask`),
+        mean: slice(offsets.mean, f, `pattern ${p.name} mean`),
+        projection: slice(offsets.projection, f * p.blocks.reduce((n, b) => n + b.size, 0), `pattern ${p.name} projection`),
+      });
+    }
+    for (const name of header.classifier.classes) {
+      if (name !== CLEAN_PATTERN && !patterns.has(name)) throw new Error(`${source}: classifier class "${name}" has no pattern`);
+    }
+    this.patterns = patterns;
+    const { offsets, classes } = header.classifier;
+    slice(offsets.weights, (f + 1) * classes.length, 'classifier weights');
+  }
+
+  /**
+   * Loads `<path>.json` + `<path>.bin` and checks they belong to the embedder `embedder` (name and
+   * sha256 of its model file): masks of another variant would silently drop the wrong elements.
+   */
+  static load(path: string, embedder: { name: string; sha256: string }): OcclusionDictionary {
+    const headerFile = `${path}.json`;
+    const blobFile = `${path}.bin`;
+    for (const f of [headerFile, blobFile]) if (!existsSync(f)) throw new Error(`occlusion masks: ${f} not found`);
+    let header: OcclusionDictionaryHeader;
+    try {
+      header = JSON.parse(readFileSync(headerFile, 'utf8')) as OcclusionDictionaryHeader;
+    } catch (err) {
+      throw new Error(`occlusion masks: ${headerFile} is not valid JSON: ${(err as Error).message}`);
+    }
+    if (header.format !== 'facegate-occlusion-masks/1') throw new Error(`occlusion masks: ${headerFile} has format ${String(header.format)}, expected facegate-occlusion-masks/1`);
+    if (header.embedder.name !== embedder.name || header.embedder.sha256 !== embedder.sha256) {
+      throw new Error(
+        `occlusion masks ${headerFile} belong to embedder ${header.embedder.name} (sha256 ${header.embedder.sha256.slice(0, 12)}…), ` +
+          `not to ${embedder.name} (sha256 ${embedder.sha256.slice(0, 12)}…): rebuild them for this variant (npm run models:occlusion -- --model ${embedder.name})`,
+      );
+    }
+    const bytes = readFileSync(blobFile);
+    if (bytes.length !== header.floats * 4) throw new Error(`occlusion masks: ${blobFile} has ${bytes.length} bytes, header says ${header.floats} floats`);
+    const blob = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+    return new OcclusionDictionary(header, blob, headerFile);
+  }
+
+  /**
+   * The dictionary registered with an embedder's manifest entry (undefined when it has none);
+   * files are checked against the manifest's checksums.
+   */
+  static forEmbedder(modelsDir: string, entry: ModelEntry): OcclusionDictionary | undefined {
+    const info = entry.occlusion;
+    if (!info) return undefined;
+    const path = join(modelsDir, info.path);
+    for (const [ext, want] of [['json', info.sha256.json], ['bin', info.sha256.bin]] as const) {
+      const file = `${path}.${ext}`;
+      if (!existsSync(file)) throw new Error(`occlusion masks of ${entry.name}: ${file} not found (rebuild: ${info.command})`);
+      const got = createHash('sha256').update(readFileSync(file)).digest('hex');
+      if (got !== want) throw new Error(`occlusion masks of ${entry.name}: sha256 of ${file} differs from models/manifest.json (rebuild: ${info.command})`);
+    }
+    return OcclusionDictionary.load(path, entry);
+  }
+
+  /** Gallery model tag of a pattern's embeddings: kept apart from the plain embeddings of the model. */
+  static galleryModel(model: string, pattern: string): string {
+    return `${model}#occlusion:${pattern}`;
+  }
+
+  get featureShape(): readonly [number, number, number] {
+    return this.header.featureShape;
+  }
+
+  private checkFeatures(features: Float32Array, what: string): void {
+    if (features.length !== this.featureCount) {
+      throw new Error(`occlusion masks: ${what} has ${features.length} values, the masks expect ${this.featureShape.join('×')} = ${this.featureCount}`);
+    }
+  }
+
+  /** Chip-oriented map: the chip's own, averaged with the mirror image's map mirrored back. */
+  private oriented(features: Float32Array, mirrorFeatures?: Float32Array): Float32Array {
+    this.checkFeatures(features, 'feature map');
+    if (mirrorFeatures) this.checkFeatures(mirrorFeatures, 'mirror feature map');
+    return orientedFeatures(features, mirrorFeatures, this.featureShape);
+  }
+
+  /** Which occlusion pattern the face shows, from its feature map (a linear least-squares classifier). */
+  predict(features: Float32Array, mirrorFeatures?: Float32Array): OcclusionPrediction {
+    const x = this.oriented(features, mirrorFeatures);
+    const { classes, offsets, minScore } = this.header.classifier;
+    const f = this.featureCount;
+    const scores = classifierOutputs(
+      x,
+      this.blob.subarray(offsets.mean, offsets.mean + f),
+      this.blob.subarray(offsets.scale, offsets.scale + f),
+      this.blob.subarray(offsets.weights, offsets.weights + (f + 1) * classes.length),
+      classes.length,
+    );
+    let best = 0;
+    for (let k = 1; k < classes.length; k++) if ((scores[k] as number) > (scores[best] as number)) best = k;
+    const score = Math.min(1, Math.max(0, scores[best] as number));
+    const name = classes[best] as string;
+    const pattern = name === CLEAN_PATTERN || score < minScore ? undefined : this.patterns.get(name);
+    if (pattern) return { pattern: pattern.name, regions: pattern.regions, score };
+    const clean = classes.indexOf(CLEAN_PATTERN);
+    return { pattern: CLEAN_PATTERN, regions: [], score: clean >= 0 ? Math.min(1, Math.max(0, scores[clean] as number)) : 1 - score };
+  }
+
+  /** The face's embedding in `pattern`'s space (unit length); compare it with gallery embeddings made the same way. */
+  maskedEmbedding(pattern: string, features: Float32Array, mirrorFeatures?: Float32Array): Float32Array {
+    const p = this.patterns.get(pattern);
+    if (!p) throw new Error(`occlusion masks: no pattern "${pattern}" (have ${[...this.patterns.keys()].join(', ')})`);
+    return projectMasked(p, this.oriented(features, mirrorFeatures));
+  }
+}
+
+/** Outputs of the linear classifier: standardise x, then [x, 1] · weights ([F + 1] × classes). */
+export function classifierOutputs(x: ArrayLike<number>, mean: ArrayLike<number>, scale: ArrayLike<number>, weights: ArrayLike<number>, classes: number): Float64Array {
+  const f = x.length;
+  const out = new Float64Array(classes);
+  for (let k = 0; k < classes; k++) out[k] = weights[f * classes + k] as number; // bias row
+  for (let i = 0; i < f; i++) {
+    const v = ((x[i] as number) - (mean[i] as number)) * (scale[i] as number);
+    if (v === 0) continue;
+    const row = i * classes;
+    for (let k = 0; k < classes; k++) out[k] = (out[k] as number) + v * (weights[row + k] as number);
+  }
+  return out;
+}
+
+/** A pattern's embedding of an oriented feature map: mask, project block by block, normalise, weight. */
+export function projectMasked(p: Pick<OcclusionPattern, 'keep' | 'mean' | 'projection' | 'blocks'>, oriented: ArrayLike<number>): Float32Array {
+  const f = oriented.length;
+  const dims = p.blocks.reduce((s, b) => s + b.size, 0);
+  if (p.keep.length !== f || p.projection.length !== f * dims) throw new Error(`occlusion masks: a map of ${f} values does not fit a pattern of ${p.keep.length} elements × ${dims} outputs`);
+  const plain = new Float64Array(dims);
+  const centred = new Float64Array(dims);
+  for (let i = 0; i < f; i++) {
+    const x = (oriented[i] as number) * (p.keep[i] as number);
+    const c = x - (p.mean[i] as number);
+    const row = i * dims;
+    for (let k = 0; k < dims; k++) {
+      const w = p.projection[row + k] as number;
+      plain[k] = (plain[k] as number) + x * w;
+      centred[k] = (centred[k] as number) + c * w;
+    }
+  }
+  const out = new Float32Array(dims);
+  let start = 0;
+  for (const b of p.blocks) {
+    const src = b.centred ? centred : plain;
+    let norm = 0;
+    for (let k = start; k < start + b.size; k++) norm += (src[k] as number) ** 2;
+    const s = b.weight / (Math.sqrt(norm) || 1);
+    for (let k = start; k < start + b.size; k++) out[k] = (src[k] as number) * s;
+    start += b.size;
+  }
+  return out;
+}

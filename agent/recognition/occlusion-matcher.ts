@@ -1,0 +1,67 @@
+// Occlusion-aware 1:N search: a face whose feature map shows an occlusion pattern (a mask,
+// sunglasses, a hand…) is embedded with that pattern's mask and projection and compared with the
+// gallery's embeddings made the same way (stored per pattern at enrollment, so the search stays a
+// vector search); a clean face takes the ordinary path. Without a dictionary it is the plain matcher.
+import type { Gallery } from './gallery.js';
+import type { FaceEmbeddingResult } from './embedder.js';
+import { type MatchResult, type MatchThresholds, Matcher } from './matcher.js';
+import { CLEAN_PATTERN, OcclusionDictionary, type OcclusionPrediction } from './occlusion-masks.js';
+
+/** The pattern that means "a face mask" for the event's `masked` flag. */
+export const FACE_MASK_PATTERN = 'lower-face';
+
+export interface OcclusionMatch extends MatchResult {
+  /** The predicted occlusion (absent without a dictionary or without feature maps). */
+  occlusion?: OcclusionPrediction;
+  /** A face mask (or scarf) over the nose and mouth was detected. */
+  masked: boolean;
+}
+
+export class OcclusionAwareMatcher {
+  readonly plain: Matcher;
+  private readonly byPattern = new Map<string, Matcher>();
+
+  constructor(
+    model: string,
+    thresholds: MatchThresholds,
+    readonly dictionary: OcclusionDictionary | undefined,
+  ) {
+    this.plain = new Matcher(model, thresholds);
+    for (const p of dictionary?.patterns.values() ?? []) {
+      this.byPattern.set(p.name, new Matcher(OcclusionDictionary.galleryModel(model, p.name), p.thresholds));
+    }
+  }
+
+  get identities(): number {
+    return this.plain.identities;
+  }
+
+  get size(): number {
+    return this.plain.size;
+  }
+
+  /** How many identities lack embeddings for some pattern (enrolled before the masks existed). */
+  identitiesWithoutPatterns(): number {
+    let least = this.plain.identities;
+    for (const m of this.byPattern.values()) least = Math.min(least, m.identities);
+    return this.plain.identities - least;
+  }
+
+  /** Reloads every pattern's embeddings when the gallery changed; true when it reloaded. */
+  reload(gallery: Pick<Gallery, 'version' | 'embeddingsFor'>, force = false): boolean {
+    const changed = this.plain.reload(gallery, force);
+    if (changed) for (const m of this.byPattern.values()) m.reload(gallery, true);
+    return changed;
+  }
+
+  match(face: FaceEmbeddingResult): OcclusionMatch {
+    const dictionary = this.dictionary;
+    if (!dictionary || !face.features) return { ...this.plain.match(face.embedding), masked: false };
+    const occlusion = dictionary.predict(face.features, face.mirrorFeatures);
+    const matcher = occlusion.pattern === CLEAN_PATTERN ? undefined : this.byPattern.get(occlusion.pattern);
+    // A pattern whose gallery is empty (identities enrolled before the masks) falls back to the plain path.
+    if (!matcher || matcher.size === 0) return { ...this.plain.match(face.embedding), occlusion, masked: occlusion.pattern === FACE_MASK_PATTERN };
+    const masked = dictionary.maskedEmbedding(occlusion.pattern, face.features, face.mirrorFeatures);
+    return { ...matcher.match(masked), occlusion, masked: occlusion.pattern === FACE_MASK_PATTERN };
+  }
+}

@@ -1,0 +1,180 @@
+// `npm run models:occlusion [-- --model NAME ...]`: builds the occlusion mask dictionary of an
+// embedder variant from LFW calibration faces (people in no pairs-dev pair) and registers it in the
+// models manifest with that variant. Needs ../shared/data/lfw; the result is committed (it cannot be
+// rebuilt on a fresh clone without the photos).
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ModelRegistry } from '../../agent/inference/model-registry.js';
+import { modelsDir } from '../../agent/paths.js';
+import { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
+import type { OcclusionDictionaryHeader, OcclusionPatternHeader } from '../../agent/recognition/occlusion-masks.js';
+import { sha256, writeManifest } from '../build/build-models.js';
+import { DEFAULT_LFW } from '../compress/lfw.js';
+import { GraphBuilder } from '../onnx/graph-builder.js';
+import { occlusionCalibration } from './calibration.js';
+import { type FitOptions, fitClassifier, fitPattern, PATTERNS, type PatternFit, samplesByPattern } from './fit.js';
+
+const USAGE =
+  'usage: npm run models:occlusion -- [--model NAME] [--lfw DIR] [--count N] [--seed S] [--drop 0,0.25] [--ridge R] [--lda-dims K] [--fc-share A]';
+
+interface Args {
+  model?: string;
+  lfw: string;
+  count: number;
+  seed: number;
+  fit: FitOptions;
+}
+
+function parse(argv: readonly string[]): Args {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      model: { type: 'string' },
+      lfw: { type: 'string', default: DEFAULT_LFW },
+      count: { type: 'string', default: '2000' },
+      seed: { type: 'string', default: '7000' },
+      drop: { type: 'string', default: '0,0.25' },
+      ridge: { type: 'string', default: '1' },
+      'lda-dims': { type: 'string', default: '64' },
+      'fc-share': { type: 'string', default: '0.5' },
+    },
+    strict: true,
+  });
+  const num = (name: string, v: string, ok: (n: number) => boolean): number => {
+    const n = Number(v);
+    if (!ok(n)) throw new Error(`--${name} ${v}: not valid; ${USAGE}`);
+    return n;
+  };
+  return {
+    ...(values.model ? { model: values.model } : {}),
+    lfw: values.lfw as string,
+    count: num('count', values.count as string, (n) => Number.isInteger(n) && n >= 100),
+    seed: num('seed', values.seed as string, Number.isInteger),
+    fit: {
+      dropFractions: (values.drop as string).split(',').map((v) => num('drop', v, (n) => n >= 0 && n < 1)),
+      ridge: num('ridge', values.ridge as string, (n) => n > 0),
+      ldaDims: num('lda-dims', values['lda-dims'] as string, (n) => Number.isInteger(n) && n >= 1),
+      fcShare: num('fc-share', values['fc-share'] as string, (n) => n >= 0 && n < 1),
+    },
+  };
+}
+
+/** The embedder's fc weight ([C × outputs]) from its ONNX graph, when it has one named head/fc/weight. */
+function fcWeight(modelFile: string): FitOptions['fc'] {
+  const { graph } = GraphBuilder.fromBytes(readFileSync(modelFile));
+  const fc = graph.initializers.get('head/fc/weight');
+  if (!fc || fc.dims.length !== 2 || !(fc.data instanceof Float32Array)) return undefined;
+  return { weight: fc.data, channels: fc.dims[0] as number, outputs: fc.dims[1] as number };
+}
+
+const pct = (v: number): string => (Number.isFinite(v) ? `${(v * 100).toFixed(2)}%` : '—');
+
+export async function buildOcclusionDictionary(argv: readonly string[], log: (line: string) => void = (l) => console.log(l)): Promise<void> {
+  const args = parse(argv);
+  const registry = ModelRegistry.load();
+  const analyzer = await FaceAnalyzer.create({ registry, ...(args.model ? { embedder: args.model } : {}) });
+  try {
+    const entry = analyzer.embedder.entry;
+    log(`occlusion masks for ${entry.name} (${entry.sha256.slice(0, 12)}…), calibration from ${args.lfw}`);
+    const cal = await occlusionCalibration(analyzer, args.lfw, args.count, args.seed, log);
+    const fc = fcWeight(registry.pathOf(entry));
+    if (fc && fc.channels !== cal.featureShape[0]) throw new Error(`${entry.name}: fc has ${fc.channels} input channels, the feature map ${cal.featureShape[0]}`);
+    const fit: FitOptions = { ...args.fit, ...(fc ? { fc } : {}) };
+    // Every 5th calibration face is held out for validation (other people than the training faces).
+    const isValidation = (face: number): boolean => face % 5 === 0;
+    const byPattern = samplesByPattern(cal);
+    const started = Date.now();
+    const fits: PatternFit[] = [];
+    for (const spec of PATTERNS) {
+      const samples = byPattern.get(spec.name) ?? [];
+      log(`pattern ${spec.name}: ${samples.length} occlusions (${[...new Set(samples.map((s) => s.kind))].join(', ')})`);
+      fits.push(fitPattern(spec, cal, samples, isValidation, fit, log));
+    }
+    log('classifier: least squares on the standardised feature map');
+    const classifier = fitClassifier(cal, byPattern, isValidation, 100, 0.01);
+
+    // Blob layout: per pattern keep, mean, projection; then classifier mean, scale, weights.
+    const parts: Float32Array[] = [];
+    let floats = 0;
+    const put = (a: Float32Array): number => {
+      parts.push(a);
+      floats += a.length;
+      return floats - a.length;
+    };
+    const patterns: OcclusionPatternHeader[] = fits.map(({ pattern: p, validation }) => {
+      const chosen = validation.find((v) => v.dropped === p.dropped)?.verification;
+      const match = chosen?.thresholdFar1e3 ?? 0.6;
+      return {
+        name: p.name,
+        regions: p.regions,
+        kinds: p.kinds,
+        dropped: p.dropped,
+        blocks: p.blocks,
+        thresholds: { match, unknown: match * 1.15 },
+        offsets: { keep: put(p.keep), mean: put(p.mean), projection: put(p.projection) },
+      };
+    });
+    const classifierOffsets = { mean: put(classifier.mean), scale: put(classifier.scale), weights: put(classifier.weights) };
+    const command = `npm run models:occlusion -- --model ${entry.name}${argv.filter((a) => !a.startsWith('--model')).length ? ` ${argv.join(' ')}` : ''}`.replace(/ --model \S+ --model/, ' --model');
+    const header: OcclusionDictionaryHeader = {
+      format: 'facegate-occlusion-masks/1',
+      embedder: { name: entry.name, sha256: entry.sha256 },
+      featureShape: cal.featureShape,
+      patterns,
+      classifier: { classes: classifier.classes, offsets: classifierOffsets, minScore: classifier.minScore },
+      floats,
+      provenance: {
+        command,
+        calibration: `${relative(process.cwd(), args.lfw) || args.lfw}: first image of people in no pairs-dev pair, ${cal.files.length} faces, each clean and under every occluder kind (seed ${args.seed}); every 5th face held out for validation`,
+        fit: { ridge: fit.ridge, ldaDims: fit.ldaDims, fcShare: fc ? fit.fcShare : 0, dropFractions: fit.dropFractions },
+        validation: Object.fromEntries(
+          fits.map((f) => [f.pattern.name, { plain: f.plain, tried: f.validation.map((v) => ({ dropped: v.dropped, ...v.verification })), samples: f.pattern.samples }]),
+        ),
+        classifier: { accuracy: classifier.accuracy, minScore: classifier.minScore, cleanTakenForOccluded: 1 - (classifier.accuracy.clean ?? 0) },
+        seconds: Math.round((Date.now() - started) / 1000),
+      },
+    };
+    const blob = new Float32Array(floats);
+    let at = 0;
+    for (const p of parts) {
+      blob.set(p, at);
+      at += p.length;
+    }
+    const base = join('occlusion', entry.name);
+    const jsonText = `${JSON.stringify(header, null, 1)}\n`;
+    const binBytes = new Uint8Array(blob.buffer);
+    writeFileSync(join(modelsDir(), `${base}.json`), jsonText);
+    writeFileSync(join(modelsDir(), `${base}.bin`), binBytes);
+    writeManifest([
+      {
+        ...entry,
+        occlusion: {
+          path: base,
+          sha256: { bin: sha256(binBytes), json: sha256(new TextEncoder().encode(jsonText)) },
+          patterns: patterns.map((p) => p.name),
+          command,
+        },
+      },
+    ]);
+    log('');
+    log('| pattern | occluder kinds | drop | validation acc. (plain → masked) | TAR@FAR1e-3 (plain → masked) | match threshold |');
+    log('| --- | --- | ---: | --- | --- | ---: |');
+    for (const f of fits) {
+      const v = f.validation.find((x) => x.dropped === f.pattern.dropped)?.verification;
+      log(`| ${f.pattern.name} | ${f.pattern.kinds.join(', ')} | ${f.pattern.dropped} | ${pct(f.plain.accuracy)} → ${pct(v?.accuracy ?? Number.NaN)} | ${pct(f.plain.tarAtFar1e3)} → ${pct(v?.tarAtFar1e3 ?? Number.NaN)} | ${(v?.thresholdFar1e3 ?? 0).toFixed(3)} |`);
+    }
+    log(`classifier (validation faces, ${pct(1 - (classifier.accuracy.clean ?? 0))} of clean faces taken for occluded): ${Object.entries(classifier.accuracy).map(([k, v]) => `${k} ${pct(v)}`).join(', ')}`);
+    log(`wrote models/${base}.json and .bin (${(binBytes.length / 1e6).toFixed(1)} MB) and the manifest entry of ${entry.name}`);
+  } finally {
+    await analyzer.close();
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  buildOcclusionDictionary(process.argv.slice(2)).catch((err: unknown) => {
+    console.error(`models:occlusion FAILED: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,125 @@
+// Calibration data for the occlusion masks: people of ../shared/data/lfw who are in no pairs-dev
+// pair, each photo clean and under every synthetic occluder kind (agent/occlusion, seeded), aligned
+// with the clean photo's landmarks so the only difference between the two chips is the occluder.
+// For every chip: the embedder's feature map in the chip's orientation (the chip's own map averaged
+// with the mirror image's map mirrored back, as the agent computes it) and how much of each half of
+// the chip the occluder changed. Cached under CACHE_DIR: the first run detects and renders
+// ~10,000 faces (about 15 minutes on 2 cores).
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pickCentralFace } from '../../agent/evaluation/run-eval.js';
+import { ImageOccluder } from '../../agent/occlusion/occlude-set.js';
+import { OCCLUDER_KINDS, type OccluderKind } from '../../agent/occlusion/occluders.js';
+import type { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
+import { orientedFeatures } from '../../agent/recognition/occlusion-masks.js';
+import { decodeImage, type RgbImage } from '../../agent/vision/image.js';
+import { sha256 } from '../build/build-models.js';
+import { CACHE_DIR, calibrationFiles } from '../compress/lfw.js';
+
+export type CalibrationVariant = 'clean' | OccluderKind;
+
+/** Fractions of the chip's pixels the occluder changed: upper, lower, left, right half, whole chip. */
+export type Coverage = [number, number, number, number, number];
+
+export interface OcclusionCalibration {
+  /** LFW-relative photo paths, one per calibration face. */
+  files: string[];
+  featureShape: [number, number, number];
+  /** Per variant: [faces × C·H·W] oriented feature maps. */
+  features: Map<CalibrationVariant, Float32Array>;
+  /** Per occluder kind: [faces × 5] coverage (see Coverage). */
+  coverage: Map<OccluderKind, Float32Array>;
+}
+
+/** A pixel counts as changed when a channel moved by more than this. */
+const CHANGED = 24;
+
+export function chipCoverage(clean: RgbImage, occluded: RgbImage): Coverage {
+  const { width: w, height: h } = clean;
+  let up = 0, lo = 0, le = 0, ri = 0;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = (y * w + x) * 3;
+      let d = 0;
+      for (let c = 0; c < 3; c++) d = Math.max(d, Math.abs((clean.data[i + c] as number) - (occluded.data[i + c] as number)));
+      if (d <= CHANGED) continue;
+      if (y < h / 2) up++; else lo++;
+      if (x < w / 2) le++; else ri++;
+    }
+  }
+  const half = (w * h) / 2;
+  return [up / half, lo / half, le / half, ri / half, (up + lo) / (w * h)];
+}
+
+interface CacheMeta {
+  files: string[];
+  featureShape: [number, number, number];
+  variants: CalibrationVariant[];
+}
+
+export async function occlusionCalibration(analyzer: FaceAnalyzer, lfwDir: string, count: number, seed: number, log: (line: string) => void): Promise<OcclusionCalibration> {
+  const candidates = calibrationFiles(lfwDir, count);
+  const variants: CalibrationVariant[] = ['clean', ...OCCLUDER_KINDS];
+  const key = sha256(new TextEncoder().encode(JSON.stringify([analyzer.embedder.entry.sha256, analyzer.template.name, candidates, seed, variants, 'v1']))).slice(0, 16);
+  const cacheDir = join(CACHE_DIR, `occlusion-${analyzer.embedder.entry.name}-${key}`);
+  const metaFile = join(cacheDir, 'meta.json');
+  if (existsSync(metaFile)) {
+    const meta = JSON.parse(readFileSync(metaFile, 'utf8')) as CacheMeta;
+    const read = (name: string): Float32Array => {
+      const b = readFileSync(join(cacheDir, name));
+      return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
+    };
+    log(`calibration: ${meta.files.length} faces from the cache ${cacheDir}`);
+    return {
+      files: meta.files,
+      featureShape: meta.featureShape,
+      features: new Map(meta.variants.map((v) => [v, read(`features-${v}.f32`)])),
+      coverage: new Map(OCCLUDER_KINDS.map((k) => [k, read(`coverage-${k}.f32`)])),
+    };
+  }
+  const occluder = new ImageOccluder(analyzer.detector, join(lfwDir, 'images'), candidates);
+  const files: string[] = [];
+  const rows = new Map<CalibrationVariant, Float32Array[]>(variants.map((v) => [v, []]));
+  const coverage = new Map<OccluderKind, number[]>(OCCLUDER_KINDS.map((k) => [k, []]));
+  let shape: [number, number, number] | undefined;
+  const started = Date.now();
+  for (const [i, file] of candidates.entries()) {
+    const image = await decodeImage(join(lfwDir, 'images', file));
+    const face = pickCentralFace(await analyzer.detect(image), image.width, image.height);
+    if (!face) continue;
+    const chips: RgbImage[] = [analyzer.chips(image, [face]).chips[0] as RgbImage];
+    for (const [k, kind] of OCCLUDER_KINDS.entries()) {
+      const { image: occluded } = await occluder.occlude(file, image, kind, seed + k, face);
+      const chip = analyzer.chips(occluded, [face]).chips[0] as RgbImage;
+      coverage.get(kind)?.push(...chipCoverage(chips[0] as RgbImage, chip));
+      chips.push(chip);
+    }
+    const results = await analyzer.embedder.embedFaces(chips);
+    if (!shape) {
+      const features = analyzer.embedder.entry.outputs.find((o) => o.name === 'features');
+      if (!features || results[0]?.features === undefined) throw new Error(`embedder ${analyzer.embedder.entry.name} has no "features" output: occlusion masks need the feature map`);
+      shape = features.shape.slice(1).map(Number) as [number, number, number];
+    }
+    results.forEach((r, v) => rows.get(variants[v] as CalibrationVariant)?.push(orientedFeatures(r.features as Float32Array, r.mirrorFeatures, shape as [number, number, number])));
+    files.push(file);
+    if ((i + 1) % 100 === 0) log(`calibration: ${i + 1}/${candidates.length} photos (${((Date.now() - started) / (i + 1)).toFixed(0)} ms each)`);
+  }
+  if (!shape || files.length === 0) throw new Error(`no calibration face found in ${lfwDir}`);
+  const stack = (list: Float32Array[]): Float32Array => {
+    const out = new Float32Array(list.length * (list[0]?.length ?? 0));
+    list.forEach((r, i) => out.set(r, i * r.length));
+    return out;
+  };
+  const result: OcclusionCalibration = {
+    files,
+    featureShape: shape,
+    features: new Map(variants.map((v) => [v, stack(rows.get(v) ?? [])])),
+    coverage: new Map(OCCLUDER_KINDS.map((k) => [k, Float32Array.from(coverage.get(k) ?? [])])),
+  };
+  mkdirSync(cacheDir, { recursive: true });
+  for (const [v, f] of result.features) writeFileSync(join(cacheDir, `features-${v}.f32`), f);
+  for (const [k, c] of result.coverage) writeFileSync(join(cacheDir, `coverage-${k}.f32`), c);
+  writeFileSync(metaFile, JSON.stringify({ files, featureShape: shape, variants } satisfies CacheMeta));
+  log(`calibration: ${files.length} faces × ${variants.length} variants in ${((Date.now() - started) / 1000).toFixed(0)} s (cached in ${cacheDir})`);
+  return result;
+}

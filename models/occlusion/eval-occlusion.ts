@@ -1,0 +1,240 @@
+// `npm run eval:occlusion`: the paper's Table 2/3 measured here. For LFW pairs-dev clean and with
+// occluded probes (Occ-LFW = random40, Mask-LFW, Sunglasses-LFW, built by `facegate occlude`), the
+// verification accuracy with no masking and with occlusion-aware matching (`facegate eval` does
+// both in one run); and masked identification on the real masked photos (RMFD subset: gallery =
+// unmasked photos, probes = masked photos; rank-1 and verification accuracy). Prints the table,
+// writes JSON and the table into models/README.md.
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import sharp from 'sharp';
+import { pickCentralFace, runVerificationEval } from '../../agent/evaluation/run-eval.js';
+import { kFoldVerification, type ScoredPair, type VerificationReport } from '../../agent/evaluation/verification.js';
+import { modelsDir } from '../../agent/paths.js';
+import { euclideanDistance, type FaceEmbeddingResult } from '../../agent/recognition/embedder.js';
+import { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
+import { thresholdsFor } from '../../agent/recognition/matcher.js';
+import { CLEAN_PATTERN } from '../../agent/recognition/occlusion-masks.js';
+import { warpChips } from '../../agent/vision/align.js';
+import type { RgbImage } from '../../agent/vision/image.js';
+
+const USAGE = 'usage: npm run eval:occlusion -- [--model NAME] [--lfw DIR] [--occluded DIR] [--masked DIR] [--sets clean,random40,mask,sunglasses] [--json PATH] [--no-readme]';
+
+/** Border added around the tight masked-face crops before detection (fraction of the side). */
+const PAD = 0.3;
+
+interface Row {
+  set: string;
+  probes: string;
+  model: string;
+  plain: number;
+  plainStd: number;
+  masked: number | null;
+  maskedStd: number | null;
+  noFace: number;
+  images: number;
+  probePatterns: Record<string, number> | null;
+}
+
+interface MaskedIdentification {
+  people: number;
+  gallery: number;
+  probes: number;
+  noFace: { gallery: number; probes: number };
+  probePatterns: Record<string, number>;
+  plain: { rank1: number; verification: VerificationReport };
+  masked: { rank1: number; verification: VerificationReport } | null;
+}
+
+/** A tight crop padded by PAD on every side with its own edge pixels, so the detector sees a whole face. */
+async function padded(file: string): Promise<RgbImage> {
+  const meta = await sharp(file).metadata();
+  const w = meta.width ?? 0;
+  const h = meta.height ?? 0;
+  const px = Math.round(PAD * w);
+  const py = Math.round(PAD * h);
+  const { data, info } = await sharp(file).removeAlpha().extend({ top: py, bottom: py, left: px, right: px, extendWith: 'copy' }).raw().toBuffer({ resolveWithObject: true });
+  return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+}
+
+/** The face of a padded crop; without a detection, the original crop resized to the chip. */
+async function embedCrop(analyzer: FaceAnalyzer, file: string): Promise<{ result: FaceEmbeddingResult; found: boolean }> {
+  const image = await padded(file);
+  const face = pickCentralFace(await analyzer.detect(image), image.width, image.height);
+  if (face) return { result: (await analyzer.embedFaces(image, [face]))[0] as FaceEmbeddingResult, found: true };
+  const { width, height } = analyzer.embedder.chip;
+  // The original crop (inside the padding) resized to the chip.
+  const sx = (width * (1 + 2 * PAD)) / image.width;
+  const sy = (height * (1 + 2 * PAD)) / image.height;
+  const [chip] = warpChips(analyzer.cv, image, [[sx, 0, -PAD * width, 0, sy, -PAD * height]], width, height);
+  return { result: (await analyzer.embedder.embedFaces([chip as RgbImage]))[0] as FaceEmbeddingResult, found: false };
+}
+
+export async function maskedIdentification(analyzer: FaceAnalyzer, dir: string, log: (l: string) => void): Promise<MaskedIdentification> {
+  const people = readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+  const list = (p: string, sub: string): string[] => {
+    const d = join(dir, p, sub);
+    return existsSync(d) ? readdirSync(d).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort().map((f) => join(d, f)) : [];
+  };
+  type Item = { person: number; face: FaceEmbeddingResult };
+  const gallery: Item[] = [];
+  const probes: Item[] = [];
+  const noFace = { gallery: 0, probes: 0 };
+  for (const [person, name] of people.entries()) {
+    for (const [sub, into, key] of [['unmasked', gallery, 'gallery'], ['masked', probes, 'probes']] as const) {
+      for (const file of list(name, sub)) {
+        const { result, found } = await embedCrop(analyzer, file);
+        if (!found) noFace[key]++;
+        into.push({ person, face: result });
+      }
+    }
+    log(`masked set: ${name} done`);
+  }
+  const masks = analyzer.occlusion;
+  const plainThreshold = thresholdsFor(analyzer.embedder.entry).match;
+  const probePatterns: Record<string, number> = {};
+  // Distance matrices (probe × gallery) for both paths, the masked one in threshold units.
+  const plainD = probes.map((p) => gallery.map((g) => euclideanDistance(p.face.embedding, g.face.embedding)));
+  const maskedD = masks
+    ? probes.map((p) => {
+        const pattern = p.face.features ? masks.predict(p.face.features, p.face.mirrorFeatures).pattern : CLEAN_PATTERN;
+        probePatterns[pattern] = (probePatterns[pattern] ?? 0) + 1;
+        const space = pattern === CLEAN_PATTERN ? undefined : masks.patterns.get(pattern);
+        if (!space || !p.face.features) return gallery.map((g) => euclideanDistance(p.face.embedding, g.face.embedding) / plainThreshold);
+        const q = masks.maskedEmbedding(pattern, p.face.features, p.face.mirrorFeatures);
+        return gallery.map((g) => euclideanDistance(q, masks.maskedEmbedding(pattern, g.face.features as Float32Array, g.face.mirrorFeatures)) / space.thresholds.match);
+      })
+    : undefined;
+  const summarise = (d: number[][]): { rank1: number; verification: VerificationReport } => {
+    let hits = 0;
+    const scored: ScoredPair[] = [];
+    probes.forEach((p, i) => {
+      const row = d[i] as number[];
+      let best = 0;
+      row.forEach((v, j) => {
+        if (v < (row[best] as number)) best = j;
+        // 5 folds by probe, so a threshold is never chosen on the probe it is tested on.
+        scored.push({ fold: i % 5, same: (gallery[j] as Item).person === p.person, distance: v });
+      });
+      if ((gallery[best] as Item).person === p.person) hits++;
+    });
+    return { rank1: hits / probes.length, verification: kFoldVerification(scored) };
+  };
+  return {
+    people: people.length,
+    gallery: gallery.length,
+    probes: probes.length,
+    noFace,
+    probePatterns,
+    plain: summarise(plainD),
+    masked: maskedD ? summarise(maskedD) : null,
+  };
+}
+
+const pct = (v: number | null): string => (v === null ? '—' : `${(v * 100).toFixed(2)}%`);
+
+function table(rows: readonly Row[], ident: MaskedIdentification | null): string {
+  const lines = [
+    '| probe set | embedder | no face (probes) | no masking | occlusion-aware matching | probes predicted occluded |',
+    '| --- | --- | ---: | ---: | ---: | --- |',
+    ...rows.map((r) => {
+      const occluded = r.probePatterns ? Object.entries(r.probePatterns).filter(([k]) => k !== CLEAN_PATTERN).map(([k, v]) => `${k} ${v}`).join(', ') || 'none' : '—';
+      return `| ${r.set} | ${r.model} | ${r.noFace} | ${pct(r.plain)} ± ${pct(r.plainStd)} | ${r.masked === null ? '—' : `**${pct(r.masked)}** ± ${pct(r.maskedStd)}`} | ${occluded} |`;
+    }),
+  ];
+  if (ident) {
+    lines.push(
+      '',
+      `Real masked faces (${ident.people} people; gallery ${ident.gallery} unmasked photos, probes ${ident.probes} masked photos; tight crops padded ${PAD * 100}% with their edge pixels; no face detected: gallery ${ident.noFace.gallery}, probes ${ident.noFace.probes}, embedded from the crop itself):`,
+      '',
+      '| matching | rank-1 identification | verification accuracy (all masked × unmasked pairs, 5-fold thresholds) | TAR @ FAR 1e-3 |',
+      '| --- | ---: | ---: | ---: |',
+      `| no masking | ${pct(ident.plain.rank1)} | ${pct(ident.plain.verification.meanAccuracy)} | ${pct(ident.plain.verification.tarAtFar[0]?.tar ?? null)} |`,
+      ...(ident.masked
+        ? [`| occlusion-aware (probes: ${Object.entries(ident.probePatterns).map(([k, v]) => `${k} ${v}`).join(', ')}) | **${pct(ident.masked.rank1)}** | **${pct(ident.masked.verification.meanAccuracy)}** | ${pct(ident.masked.verification.tarAtFar[0]?.tar ?? null)} |`]
+        : []),
+    );
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      model: { type: 'string' },
+      lfw: { type: 'string', default: join('..', 'shared', 'data', 'lfw') },
+      occluded: { type: 'string', default: join('..', 'occluded') },
+      masked: { type: 'string', default: join('..', 'shared', 'data', 'masked') },
+      sets: { type: 'string', default: 'clean,random40,mask,sunglasses' },
+      json: { type: 'string', default: join(modelsDir(), 'occlusion', 'eval-results.json') },
+      'no-readme': { type: 'boolean' },
+    },
+    strict: true,
+  });
+  const lfw = values.lfw as string;
+  if (!existsSync(join(lfw, 'pairs-dev.txt'))) throw new Error(`${lfw}/pairs-dev.txt not found: pass --lfw DIR (../shared/data/lfw); ${USAGE}`);
+  const log = (l: string): void => console.log(`[eval:occlusion ${new Date().toISOString().slice(11, 19)}] ${l}`);
+  const analyzer = await FaceAnalyzer.create(values.model ? { embedder: values.model } : {});
+  const started = Date.now();
+  try {
+    if (!analyzer.occlusion) log(`${analyzer.embedder.entry.name} has no occlusion masks: only the no-masking column is measured (npm run models:occlusion -- --model ${analyzer.embedder.entry.name})`);
+    const rows: Row[] = [];
+    const setNames: Record<string, string> = { clean: 'LFW (clean)', random40: 'Occ-LFW (random 40%)', mask: 'Mask-LFW', sunglasses: 'Sunglasses-LFW' };
+    for (const set of (values.sets as string).split(',')) {
+      const probeDir = set === 'clean' ? undefined : join(values.occluded as string, `${set}-lfw`);
+      if (probeDir && !existsSync(probeDir)) {
+        log(`skipping ${set}: ${probeDir} not found (build it: npx facegate occlude --images ${lfw}/images --out ${probeDir} --kind ${set} --seed 1 --pairs ${lfw}/pairs-dev.txt --probes-only)`);
+        continue;
+      }
+      log(`${set}: evaluating pairs-dev${probeDir ? ` with probes from ${probeDir}` : ''}`);
+      const r = await runVerificationEval(analyzer, { pairsFile: join(lfw, 'pairs-dev.txt'), imagesDir: join(lfw, 'images'), ...(probeDir ? { probeImagesDir: probeDir } : {}), log });
+      const probeRoot = probeDir ?? join(lfw, 'images');
+      rows.push({
+        set: setNames[set] ?? set,
+        probes: relative(process.cwd(), probeRoot),
+        model: r.model,
+        plain: r.report.meanAccuracy,
+        plainStd: r.report.stdAccuracy,
+        masked: r.masked?.report.meanAccuracy ?? null,
+        maskedStd: r.masked?.report.stdAccuracy ?? null,
+        noFace: r.noFace.files.filter((f) => f.startsWith(probeRoot)).length,
+        images: r.images,
+        probePatterns: r.masked?.probePatterns ?? null,
+      });
+      log(`${set}: no masking ${pct(r.report.meanAccuracy)}, occlusion-aware ${pct(r.masked?.report.meanAccuracy ?? null)}`);
+    }
+    const maskedDir = values.masked as string;
+    const ident = existsSync(maskedDir) ? await maskedIdentification(analyzer, maskedDir, log) : null;
+    if (!ident) log(`skipping the real masked faces: ${maskedDir} not found`);
+    const text = table(rows, ident);
+    console.log(`\n${text}\n`);
+    const command = `npm run eval:occlusion${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+    const jsonPath = resolve(values.json as string);
+    writeFileSync(
+      jsonPath,
+      `${JSON.stringify({ date: new Date().toISOString(), command, machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '?', node: process.version }, seconds: Math.round((Date.now() - started) / 1000), rows, maskedIdentification: ident }, null, 1)}\n`,
+    );
+    log(`wrote ${relative(process.cwd(), jsonPath)}`);
+    if (!values['no-readme']) {
+      const readme = join(modelsDir(), 'README.md');
+      const start = '<!-- eval:occlusion:start -->';
+      const end = '<!-- eval:occlusion:end -->';
+      const section = `${start}\n### Occlusion evaluation\n\nMeasured with \`${command}\` on ${new Date().toISOString().slice(0, 10)} (${Math.round((Date.now() - started) / 60000)} min; JSON: models/occlusion/eval-results.json). LFW pairs-dev, 5 identity-disjoint folds, clean gallery (first image of each pair) and occluded probe (second image), every image through the detector and aligner as in the agent; a probe without a detected face is embedded from a centred crop. Occlusion-aware matching: the probe's predicted pattern decides the space both faces are compared in; distances are divided by that space's match threshold so one threshold serves all pairs.\n\n${text}\n${end}`;
+      const current = readFileSync(readme, 'utf8');
+      const next = current.includes(start) ? current.replace(new RegExp(`${start}[\\s\\S]*?${end}`), section) : `${current.trimEnd()}\n\n${section}\n`;
+      writeFileSync(readme, next);
+      log('updated models/README.md');
+    }
+  } finally {
+    await analyzer.close();
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err: unknown) => {
+    console.error(`eval:occlusion FAILED: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,197 @@
+// Occlusion-aware recognition with the committed mask dictionary (models/occlusion) and the real
+// dlib embedder: the dictionary belongs to its embedder variant (a mismatch is a clear error), clean
+// sample photos predict the clean pattern, a synthetic face mask predicts the lower-face pattern
+// and sunglasses the eyes pattern, the masked path names the same people as the plain path on clean
+// faces, and enrollment stores every pattern's embedding so a masked probe is searched among them.
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import sharp from 'sharp';
+import { ModelRegistry } from '../agent/inference/model-registry.js';
+import { ImageOccluder } from '../agent/occlusion/occlude-set.js';
+import type { OccluderKind } from '../agent/occlusion/occluders.js';
+import { enrollFromImages } from '../agent/recognition/enrollment.js';
+import { type AnalyzedFace, FaceAnalyzer } from '../agent/recognition/face-analyzer.js';
+import { Gallery } from '../agent/recognition/gallery.js';
+import { thresholdsFor } from '../agent/recognition/matcher.js';
+import { CLEAN_PATTERN, mirrorMap, OcclusionDictionary, projectMasked } from '../agent/recognition/occlusion-masks.js';
+import { OcclusionAwareMatcher } from '../agent/recognition/occlusion-matcher.js';
+import { pickCentralFace } from '../agent/evaluation/run-eval.js';
+import { decodeImage, type RgbImage } from '../agent/vision/image.js';
+import { sampleDir, samplePath } from './support/samples.js';
+
+const SAMPLES = [1, 2, 3, 4, 5, 6];
+
+describe('occlusion mask dictionary', { timeout: 300_000 }, () => {
+  let analyzer: FaceAnalyzer;
+  let masks: OcclusionDictionary;
+  let occluder: ImageOccluder;
+  const dirs: string[] = [];
+
+  before(async () => {
+    analyzer = await FaceAnalyzer.create();
+    assert.ok(analyzer.occlusion, 'the default embedder has its occlusion masks registered in models/manifest.json');
+    masks = analyzer.occlusion;
+    occluder = new ImageOccluder(analyzer.detector, sampleDir, SAMPLES.map((n) => `sample${n}.jpg`));
+  });
+  after(async () => {
+    await analyzer?.close();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  /** Every face of a sample photo, analysed (with feature maps). */
+  async function faces(image: RgbImage): Promise<AnalyzedFace[]> {
+    return analyzer.analyze(image);
+  }
+
+  async function occluded(n: number, kind: OccluderKind): Promise<{ clean: RgbImage; occluded: RgbImage }> {
+    const clean = await decodeImage(samplePath(n));
+    const face = pickCentralFace(await analyzer.detect(clean), clean.width, clean.height);
+    assert.ok(face, `sample${n}: a face`);
+    return { clean, occluded: (await occluder.occlude(`sample${n}.jpg`, clean, kind, 11, face)).image };
+  }
+
+  it('belongs to its embedder: loads for it, refuses another variant or changed files with a clear error', () => {
+    const registry = ModelRegistry.load();
+    const entry = registry.get(analyzer.embedder.entry.name);
+    const info = entry.occlusion;
+    assert.ok(info, 'manifest entry has occlusion masks');
+    const loaded = OcclusionDictionary.forEmbedder(registry.dir, entry);
+    assert.deepEqual([...(loaded?.patterns.keys() ?? [])], info.patterns);
+    assert.deepEqual(loaded?.featureShape, entry.outputs.find((o) => o.name === 'features')?.shape.slice(1));
+    // The same files offered to another variant (a pruned one, or a rebuilt model with another checksum).
+    const path = join(registry.dir, info.path);
+    assert.throws(() => OcclusionDictionary.load(path, { name: 'dlib-resnet-rec-0.25', sha256: entry.sha256 }), /belong to embedder dlib-resnet .* not to dlib-resnet-rec-0\.25.*rebuild them/);
+    assert.throws(() => OcclusionDictionary.load(path, { name: entry.name, sha256: '0'.repeat(64) }), /belong to embedder .*not to dlib-resnet \(sha256 000000000000…\)/);
+    // A changed blob fails the manifest checksum.
+    const dir = mkdtempSync(join(tmpdir(), 'facegate-masks-'));
+    dirs.push(dir);
+    copyFileSync(`${path}.json`, join(dir, 'm.json'));
+    const blob = readFileSync(`${path}.bin`);
+    blob[100] = (blob[100] as number) ^ 0xff;
+    writeFileSync(join(dir, 'm.bin'), blob);
+    assert.throws(() => OcclusionDictionary.forEmbedder(dir, { ...entry, occlusion: { ...info, path: 'm' } }), /sha256 of .*m\.bin differs from models\/manifest\.json/);
+    // A truncated blob is refused by the loader itself.
+    writeFileSync(join(dir, 'm.bin'), blob.subarray(0, blob.length - 4));
+    assert.throws(() => OcclusionDictionary.load(join(dir, 'm'), entry), /has \d+ bytes, header says \d+ floats/);
+  });
+
+  it('predicts the clean pattern on every face of the clean sample photos', async () => {
+    let count = 0;
+    for (const n of SAMPLES) {
+      for (const f of await faces(await decodeImage(samplePath(n)))) {
+        assert.ok(f.features, 'feature map');
+        const p = masks.predict(f.features, f.mirrorFeatures);
+        assert.equal(p.pattern, CLEAN_PATTERN, `sample${n} face at ${Math.round(f.box.x1)},${Math.round(f.box.y1)}: ${p.pattern} (${p.score.toFixed(2)})`);
+        assert.deepEqual(p.regions, []);
+        count++;
+      }
+    }
+    assert.ok(count >= 6, `${count} faces`);
+  });
+
+  it('predicts lower-face for a synthetic face mask and eyes for sunglasses, placed by the landmarks', async () => {
+    for (const n of [1, 2, 4]) {
+      for (const [kind, pattern] of [['mask', 'lower-face'], ['sunglasses', 'eyes']] as const) {
+        const { occluded: image } = await occluded(n, kind);
+        const face = pickCentralFace(await faces(image), image.width, image.height) as AnalyzedFace | undefined;
+        assert.ok(face?.features, `sample${n} with ${kind}: a face`);
+        const p = masks.predict(face.features, face.mirrorFeatures);
+        assert.equal(p.pattern, pattern, `sample${n} with ${kind}: predicted ${p.pattern} (${p.score.toFixed(2)})`);
+        assert.ok(p.regions.length > 0 && p.score > 0 && p.score <= 1);
+      }
+    }
+  });
+
+  it('masked embeddings: unit length, mirror-consistent, and the mask zeroes what it drops', async () => {
+    const [face] = await faces(await decodeImage(samplePath(1)));
+    assert.ok(face?.features);
+    const shape = masks.featureShape;
+    assert.deepEqual(mirrorMap(mirrorMap(face.features, shape), shape), face.features);
+    for (const name of masks.patterns.keys()) {
+      const e = masks.maskedEmbedding(name, face.features, face.mirrorFeatures);
+      assert.ok(Math.abs(Math.hypot(...e) - 1) < 1e-4, `${name}: unit length`);
+      // Swapping the chip's and the mirror image's maps (mirrored) gives the same embedding.
+      const swapped = masks.maskedEmbedding(name, mirrorMap(face.mirrorFeatures as Float32Array, shape), mirrorMap(face.features, shape));
+      assert.ok(e.every((v, i) => Math.abs(v - (swapped[i] as number)) < 1e-4), `${name}: mirror-consistent`);
+    }
+    // Elements a pattern's mask drops cannot change its embedding.
+    const [name, p] = [...masks.patterns].find(([, q]) => q.keep.some((k) => k === 0)) ?? [];
+    if (name && p) {
+      const changed = Float32Array.from(face.features, (v, i) => (p.keep[i] === 0 ? v + 100 : v));
+      const a = projectMasked(p, face.features);
+      const b = projectMasked(p, changed);
+      assert.ok(a.every((v, i) => Math.abs(v - (b[i] as number)) < 1e-5));
+    } else {
+      assert.ok([...masks.patterns.values()].every((q) => q.dropped === 0), 'no pattern drops elements: validation chose a drop fraction of 0');
+    }
+    assert.throws(() => masks.maskedEmbedding('no-such-pattern', face.features as Float32Array), /no pattern "no-such-pattern"/);
+    assert.throws(() => masks.predict(face.features?.subarray(1) as Float32Array), /has 1023 values, the masks expect 256×2×2 = 1024/);
+  });
+
+  it('enrolls every pattern; the masked path names the same people as the plain path on clean faces and finds a masked one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'facegate-occl-gallery-'));
+    dirs.push(dir);
+    const gallery = Gallery.open(dir);
+    try {
+      // People: every face of sample1 and sample3, cut out with a margin (enrollment needs one face per image).
+      const people: { name: string; file: string }[] = [];
+      for (const n of [1, 3]) {
+        const image = await decodeImage(samplePath(n));
+        for (const [i, f] of (await faces(image)).entries()) {
+          const side = 2.2 * Math.max(f.box.x2 - f.box.x1, f.box.y2 - f.box.y1);
+          const left = Math.max(0, Math.round((f.box.x1 + f.box.x2) / 2 - side / 2));
+          const top = Math.max(0, Math.round((f.box.y1 + f.box.y2) / 2 - side / 2));
+          const width = Math.min(image.width - left, Math.round(side));
+          const height = Math.min(image.height - top, Math.round(side));
+          const file = join(dir, `s${n}-${i}.jpg`);
+          await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } }).extract({ left, top, width, height }).jpeg({ quality: 95 }).toFile(file);
+          people.push({ name: `s${n}-${i}`, file });
+        }
+      }
+      assert.ok(people.length >= 6, `${people.length} people`);
+      for (const p of people) await enrollFromImages(analyzer, gallery, p.name, [p.file]);
+      const model = analyzer.embedder.entry.name;
+      const summary = gallery.list().find((i) => i.name === people[0]?.name);
+      for (const pattern of masks.patterns.keys()) assert.equal(summary?.models[OcclusionDictionary.galleryModel(model, pattern)], 1, `${pattern} embedding stored`);
+      assert.equal(summary?.models[model], 1);
+
+      const matcher = new OcclusionAwareMatcher(model, thresholdsFor(analyzer.embedder.entry), masks);
+      matcher.reload(gallery, true);
+      assert.equal(matcher.identitiesWithoutPatterns(), 0);
+      let named = 0;
+      for (const n of SAMPLES) {
+        for (const f of await faces(await decodeImage(samplePath(n)))) {
+          const withMasks = matcher.match(f);
+          const plain = matcher.plain.match(f.embedding);
+          assert.equal(withMasks.identity, plain.identity, `sample${n}: same identity on both paths`);
+          assert.equal(withMasks.occlusion?.pattern, CLEAN_PATTERN);
+          assert.equal(withMasks.masked, false);
+          if (plain.identity) named++;
+        }
+      }
+      assert.ok(named >= 6, `${named} clean faces named`);
+      // Masked photos of enrolled people: matched in the lower-face space, as those people.
+      const probeOccluder = new ImageOccluder(analyzer.detector, dir, people.map((p) => basename(p.file)));
+      let right = 0;
+      for (const p of people) {
+        const image = await decodeImage(p.file);
+        const face = pickCentralFace(await analyzer.detect(image), image.width, image.height);
+        assert.ok(face);
+        const { image: maskedImage } = await probeOccluder.occlude(basename(p.file), image, 'mask', 5, face);
+        const probe = pickCentralFace(await faces(maskedImage), maskedImage.width, maskedImage.height) as AnalyzedFace | undefined;
+        if (!probe) continue;
+        const m = matcher.match(probe);
+        if (m.occlusion?.pattern !== 'lower-face') continue;
+        assert.equal(m.masked, true);
+        if (m.identity === p.name) right++;
+        else assert.equal(m.identity, null, `${p.name} masked: matched as ${m.identity}`);
+      }
+      assert.ok(right >= people.length / 2, `${right} of ${people.length} masked people named in the lower-face space`);
+    } finally {
+      gallery.close();
+    }
+  });
+});
