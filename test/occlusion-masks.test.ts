@@ -14,7 +14,7 @@ import { ImageOccluder } from '../agent/occlusion/occlude-set.js';
 import type { OccluderKind } from '../agent/occlusion/occluders.js';
 import { enrollFromImages } from '../agent/recognition/enrollment.js';
 import { type AnalyzedFace, FaceAnalyzer } from '../agent/recognition/face-analyzer.js';
-import { Gallery } from '../agent/recognition/gallery.js';
+import { Gallery, patternModel } from '../agent/recognition/gallery.js';
 import { thresholdsFor } from '../agent/recognition/matcher.js';
 import { CLEAN_PATTERN, mirrorMap, OcclusionDictionary, projectMasked } from '../agent/recognition/occlusion-masks.js';
 import { OcclusionAwareMatcher } from '../agent/recognition/occlusion-matcher.js';
@@ -155,8 +155,9 @@ describe('occlusion mask dictionary', { timeout: 300_000 }, () => {
       for (const p of people) await enrollFromImages(analyzer, gallery, p.name, [p.file]);
       const model = analyzer.embedder.entry.name;
       const summary = gallery.list().find((i) => i.name === people[0]?.name);
-      for (const pattern of masks.patterns.keys()) assert.equal(summary?.models[OcclusionDictionary.galleryModel(model, pattern)], 1, `${pattern} embedding stored`);
-      assert.equal(summary?.models[model], 1);
+      assert.deepEqual(summary?.models, { [model]: 1 });
+      assert.deepEqual(summary?.occlusionEmbeddings, { [model]: masks.patterns.size }, 'one embedding per pattern');
+      for (const pattern of masks.patterns.keys()) assert.equal(gallery.embeddingsFor(patternModel(model, pattern)).filter((e) => e.identity === people[0]?.name).length, 1, `${pattern} embedding stored`);
 
       const matcher = new OcclusionAwareMatcher(model, thresholdsFor(analyzer.embedder.entry), masks);
       matcher.reload(gallery, true);

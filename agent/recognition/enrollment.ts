@@ -5,8 +5,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { decodeImage } from '../vision/image.js';
 import type { AnalyzedFace, FaceAnalyzer } from './face-analyzer.js';
-import type { EnrollItem, Gallery } from './gallery.js';
-import { OcclusionDictionary } from './occlusion-masks.js';
+import { type EnrollItem, type Gallery, patternModel } from './gallery.js';
 
 export interface EnrolledImage {
   file: string;
@@ -62,7 +61,7 @@ function itemsFor(analyzer: FaceAnalyzer, face: AnalyzedFace, source: string, ph
   const masks = analyzer.occlusion;
   if (masks && face.features) {
     for (const pattern of masks.patterns.keys()) {
-      items.push({ embedding: masks.maskedEmbedding(pattern, face.features, face.mirrorFeatures), model: OcclusionDictionary.galleryModel(model, pattern), source });
+      items.push({ embedding: masks.maskedEmbedding(pattern, face.features, face.mirrorFeatures), model: patternModel(model, pattern), source });
     }
   }
   return items;

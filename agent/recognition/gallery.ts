@@ -30,12 +30,22 @@ export interface EnrollItem {
   source: string;
 }
 
+/** Separator of an occlusion pattern's gallery model tag: `<model>#occlusion:<pattern>`. */
+const PATTERN_TAG = '#occlusion:';
+
+/** Gallery model tag of an occlusion pattern's embeddings: kept apart from the model's plain embeddings. */
+export function patternModel(model: string, pattern: string): string {
+  return `${model}${PATTERN_TAG}${pattern}`;
+}
+
 export interface IdentitySummary {
   name: string;
-  /** Number of stored embeddings, all models together. */
+  /** Number of stored embeddings (one per enrolled photo and model), all models together. */
   embeddings: number;
   /** Embeddings per model name. */
   models: Record<string, number>;
+  /** Embeddings made under occlusion patterns (occlusion-aware matching), per model name. */
+  occlusionEmbeddings: Record<string, number>;
   /** Number of stored photos. */
   photos: number;
   createdAt: string;
@@ -165,11 +175,21 @@ export class Gallery {
     const photoCount = new Map(photos.map((p) => [p.id, p.n]));
     return identities.map((i) => {
       const models: Record<string, number> = {};
-      for (const m of perModel) if (m.id === i.id) models[m.model] = m.n;
+      const occlusionEmbeddings: Record<string, number> = {};
+      for (const m of perModel) {
+        if (m.id !== i.id) continue;
+        const tag = m.model.indexOf(PATTERN_TAG);
+        if (tag < 0) models[m.model] = m.n;
+        else {
+          const base = m.model.slice(0, tag);
+          occlusionEmbeddings[base] = (occlusionEmbeddings[base] ?? 0) + m.n;
+        }
+      }
       return {
         name: i.name,
         embeddings: Object.values(models).reduce((a, b) => a + b, 0),
         models,
+        occlusionEmbeddings,
         photos: photoCount.get(i.id) ?? 0,
         createdAt: i.createdAt,
         updatedAt: i.updatedAt,

@@ -169,11 +169,6 @@ export class OcclusionDictionary {
     return OcclusionDictionary.load(path, entry);
   }
 
-  /** Gallery model tag of a pattern's embeddings: kept apart from the plain embeddings of the model. */
-  static galleryModel(model: string, pattern: string): string {
-    return `${model}#occlusion:${pattern}`;
-  }
-
   get featureShape(): readonly [number, number, number] {
     return this.header.featureShape;
   }

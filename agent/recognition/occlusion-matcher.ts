@@ -2,10 +2,10 @@
 // sunglasses, a hand…) is embedded with that pattern's mask and projection and compared with the
 // gallery's embeddings made the same way (stored per pattern at enrollment, so the search stays a
 // vector search); a clean face takes the ordinary path. Without a dictionary it is the plain matcher.
-import type { Gallery } from './gallery.js';
+import { type Gallery, patternModel } from './gallery.js';
 import type { FaceEmbeddingResult } from './embedder.js';
 import { type MatchResult, type MatchThresholds, Matcher } from './matcher.js';
-import { CLEAN_PATTERN, OcclusionDictionary, type OcclusionPrediction } from './occlusion-masks.js';
+import { CLEAN_PATTERN, type OcclusionDictionary, type OcclusionPrediction } from './occlusion-masks.js';
 
 /** The pattern that means "a face mask" for the event's `masked` flag. */
 export const FACE_MASK_PATTERN = 'lower-face';
@@ -28,7 +28,7 @@ export class OcclusionAwareMatcher {
   ) {
     this.plain = new Matcher(model, thresholds);
     for (const p of dictionary?.patterns.values() ?? []) {
-      this.byPattern.set(p.name, new Matcher(OcclusionDictionary.galleryModel(model, p.name), p.thresholds));
+      this.byPattern.set(p.name, new Matcher(patternModel(model, p.name), p.thresholds));
     }
   }
 
