@@ -14,13 +14,14 @@ import { pickCentralFace, runVerificationEval } from '../../agent/evaluation/run
 import { kFoldVerification, type ScoredPair, type VerificationReport } from '../../agent/evaluation/verification.js';
 import { modelsDir } from '../../agent/paths.js';
 import { euclideanDistance, type FaceEmbeddingResult } from '../../agent/recognition/embedder.js';
+import { ModelRegistry } from '../../agent/inference/model-registry.js';
 import { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
 import { thresholdsFor } from '../../agent/recognition/matcher.js';
 import { CLEAN_PATTERN } from '../../agent/recognition/occlusion-masks.js';
 import { warpChips } from '../../agent/vision/align.js';
 import type { RgbImage } from '../../agent/vision/image.js';
 
-const USAGE = 'usage: npm run eval:occlusion -- [--model NAME] [--lfw DIR] [--occluded DIR] [--masked DIR] [--sets clean,random40,mask,sunglasses] [--json PATH] [--no-readme]';
+const USAGE = 'usage: npm run eval:occlusion -- [--models NAME,NAME] [--lfw DIR] [--occluded DIR] [--masked DIR] [--sets clean,random40,mask,sunglasses] [--json PATH] [--no-readme]';
 
 /** Border added around the tight masked-face crops before detection (fraction of the side). */
 const PAD = 0.3;
@@ -39,6 +40,7 @@ interface Row {
 }
 
 interface MaskedIdentification {
+  model: string;
   people: number;
   gallery: number;
   probes: number;
@@ -123,6 +125,7 @@ export async function maskedIdentification(analyzer: FaceAnalyzer, dir: string, 
     return { rank1: hits / probes.length, verification: kFoldVerification(scored) };
   };
   return {
+    model: analyzer.embedder.entry.name,
     people: people.length,
     gallery: gallery.length,
     probes: probes.length,
@@ -135,7 +138,7 @@ export async function maskedIdentification(analyzer: FaceAnalyzer, dir: string, 
 
 const pct = (v: number | null): string => (v === null ? '—' : `${(v * 100).toFixed(2)}%`);
 
-function table(rows: readonly Row[], ident: MaskedIdentification | null): string {
+function table(rows: readonly Row[], idents: readonly MaskedIdentification[]): string {
   const lines = [
     '| probe set | embedder | no face (probes) | no masking | occlusion-aware matching | probes predicted occluded |',
     '| --- | --- | ---: | ---: | ---: | --- |',
@@ -144,18 +147,23 @@ function table(rows: readonly Row[], ident: MaskedIdentification | null): string
       return `| ${r.set} | ${r.model} | ${r.noFace} | ${pct(r.plain)} ± ${pct(r.plainStd)} | ${r.masked === null ? '—' : `**${pct(r.masked)}** ± ${pct(r.maskedStd)}`} | ${occluded} |`;
     }),
   ];
-  if (ident) {
+  const first = idents[0];
+  if (first) {
     lines.push(
       '',
-      `Real masked faces (${ident.people} people; gallery ${ident.gallery} unmasked photos, probes ${ident.probes} masked photos; tight crops padded ${PAD * 100}% with their edge pixels; no face detected: gallery ${ident.noFace.gallery}, probes ${ident.noFace.probes}, embedded from the crop itself):`,
+      `Real masked faces (${first.people} people; gallery ${first.gallery} unmasked photos, probes ${first.probes} masked photos; tight crops padded ${PAD * 100}% with their edge pixels; no face detected: gallery ${first.noFace.gallery}, probes ${first.noFace.probes}, embedded from the crop itself):`,
       '',
-      '| matching | rank-1 identification | verification accuracy (all masked × unmasked pairs, 5-fold thresholds) | TAR @ FAR 1e-3 |',
-      '| --- | ---: | ---: | ---: |',
-      `| no masking | ${pct(ident.plain.rank1)} | ${pct(ident.plain.verification.meanAccuracy)} | ${pct(ident.plain.verification.tarAtFar[0]?.tar ?? null)} |`,
-      ...(ident.masked
-        ? [`| occlusion-aware (probes: ${Object.entries(ident.probePatterns).map(([k, v]) => `${k} ${v}`).join(', ')}) | **${pct(ident.masked.rank1)}** | **${pct(ident.masked.verification.meanAccuracy)}** | ${pct(ident.masked.verification.tarAtFar[0]?.tar ?? null)} |`]
-        : []),
+      '| embedder | matching | rank-1 identification | verification accuracy (all masked × unmasked pairs, 5-fold thresholds) | TAR @ FAR 1e-3 |',
+      '| --- | --- | ---: | ---: | ---: |',
     );
+    for (const ident of idents) {
+      lines.push(`| ${ident.model} | no masking | ${pct(ident.plain.rank1)} | ${pct(ident.plain.verification.meanAccuracy)} | ${pct(ident.plain.verification.tarAtFar[0]?.tar ?? null)} |`);
+      if (ident.masked) {
+        lines.push(
+          `| ${ident.model} | occlusion-aware (probes: ${Object.entries(ident.probePatterns).map(([k, v]) => `${k} ${v}`).join(', ')}) | **${pct(ident.masked.rank1)}** | **${pct(ident.masked.verification.meanAccuracy)}** | ${pct(ident.masked.verification.tarAtFar[0]?.tar ?? null)} |`,
+        );
+      }
+    }
   }
   return lines.join('\n');
 }
@@ -163,7 +171,7 @@ function table(rows: readonly Row[], ident: MaskedIdentification | null): string
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      model: { type: 'string' },
+      models: { type: 'string' },
       lfw: { type: 'string', default: join('..', 'shared', 'data', 'lfw') },
       occluded: { type: 'string', default: join('..', 'occluded') },
       masked: { type: 'string', default: join('..', 'shared', 'data', 'masked') },
@@ -176,59 +184,67 @@ async function main(): Promise<void> {
   const lfw = values.lfw as string;
   if (!existsSync(join(lfw, 'pairs-dev.txt'))) throw new Error(`${lfw}/pairs-dev.txt not found: pass --lfw DIR (../shared/data/lfw); ${USAGE}`);
   const log = (l: string): void => console.log(`[eval:occlusion ${new Date().toISOString().slice(11, 19)}] ${l}`);
-  const analyzer = await FaceAnalyzer.create(values.model ? { embedder: values.model } : {});
+  const registry = ModelRegistry.load();
+  // Default: every embedder with occlusion masks (the default embedder first), else the default one.
+  const models = values.models
+    ? (values.models as string).split(',')
+    : [registry.defaultFor('embedder'), ...registry.models.filter((m) => m.role === 'embedder' && !m.default && m.occlusion)].map((m) => m.name);
   const started = Date.now();
-  try {
-    if (!analyzer.occlusion) log(`${analyzer.embedder.entry.name} has no occlusion masks: only the no-masking column is measured (npm run models:occlusion -- --model ${analyzer.embedder.entry.name})`);
-    const rows: Row[] = [];
-    const setNames: Record<string, string> = { clean: 'LFW (clean)', random40: 'Occ-LFW (random 40%)', mask: 'Mask-LFW', sunglasses: 'Sunglasses-LFW' };
-    for (const set of (values.sets as string).split(',')) {
-      const probeDir = set === 'clean' ? undefined : join(values.occluded as string, `${set}-lfw`);
-      if (probeDir && !existsSync(probeDir)) {
-        log(`skipping ${set}: ${probeDir} not found (build it: npx facegate occlude --images ${lfw}/images --out ${probeDir} --kind ${set} --seed 1 --pairs ${lfw}/pairs-dev.txt --probes-only)`);
-        continue;
+  const rows: Row[] = [];
+  const idents: MaskedIdentification[] = [];
+  for (const model of models) {
+    const analyzer = await FaceAnalyzer.create({ embedder: model, registry });
+    try {
+      if (!analyzer.occlusion) log(`${model} has no occlusion masks: only the no-masking column is measured (npm run models:occlusion -- --model ${model})`);
+      const setNames: Record<string, string> = { clean: 'LFW (clean)', random40: 'Occ-LFW (random 40%)', mask: 'Mask-LFW', sunglasses: 'Sunglasses-LFW' };
+      for (const set of (values.sets as string).split(',')) {
+        const probeDir = set === 'clean' ? undefined : join(values.occluded as string, `${set}-lfw`);
+        if (probeDir && !existsSync(probeDir)) {
+          log(`skipping ${set}: ${probeDir} not found (build it: npx facegate occlude --images ${lfw}/images --out ${probeDir} --kind ${set} --seed 1 --pairs ${lfw}/pairs-dev.txt --probes-only)`);
+          continue;
+        }
+        log(`${model}, ${set}: evaluating pairs-dev${probeDir ? ` with probes from ${probeDir}` : ''}`);
+        const r = await runVerificationEval(analyzer, { pairsFile: join(lfw, 'pairs-dev.txt'), imagesDir: join(lfw, 'images'), ...(probeDir ? { probeImagesDir: probeDir } : {}), log });
+        const probeRoot = probeDir ?? join(lfw, 'images');
+        rows.push({
+          set: setNames[set] ?? set,
+          probes: relative(process.cwd(), probeRoot),
+          model: r.model,
+          plain: r.report.meanAccuracy,
+          plainStd: r.report.stdAccuracy,
+          masked: r.masked?.report.meanAccuracy ?? null,
+          maskedStd: r.masked?.report.stdAccuracy ?? null,
+          noFace: r.noFace.files.filter((f) => f.startsWith(probeRoot)).length,
+          images: r.images,
+          probePatterns: r.masked?.probePatterns ?? null,
+        });
+        log(`${model}, ${set}: no masking ${pct(r.report.meanAccuracy)}, occlusion-aware ${pct(r.masked?.report.meanAccuracy ?? null)}`);
       }
-      log(`${set}: evaluating pairs-dev${probeDir ? ` with probes from ${probeDir}` : ''}`);
-      const r = await runVerificationEval(analyzer, { pairsFile: join(lfw, 'pairs-dev.txt'), imagesDir: join(lfw, 'images'), ...(probeDir ? { probeImagesDir: probeDir } : {}), log });
-      const probeRoot = probeDir ?? join(lfw, 'images');
-      rows.push({
-        set: setNames[set] ?? set,
-        probes: relative(process.cwd(), probeRoot),
-        model: r.model,
-        plain: r.report.meanAccuracy,
-        plainStd: r.report.stdAccuracy,
-        masked: r.masked?.report.meanAccuracy ?? null,
-        maskedStd: r.masked?.report.stdAccuracy ?? null,
-        noFace: r.noFace.files.filter((f) => f.startsWith(probeRoot)).length,
-        images: r.images,
-        probePatterns: r.masked?.probePatterns ?? null,
-      });
-      log(`${set}: no masking ${pct(r.report.meanAccuracy)}, occlusion-aware ${pct(r.masked?.report.meanAccuracy ?? null)}`);
+      const maskedDir = values.masked as string;
+      if (existsSync(maskedDir)) idents.push(await maskedIdentification(analyzer, maskedDir, log));
+      else log(`skipping the real masked faces: ${maskedDir} not found`);
+    } finally {
+      await analyzer.close();
     }
-    const maskedDir = values.masked as string;
-    const ident = existsSync(maskedDir) ? await maskedIdentification(analyzer, maskedDir, log) : null;
-    if (!ident) log(`skipping the real masked faces: ${maskedDir} not found`);
-    const text = table(rows, ident);
-    console.log(`\n${text}\n`);
-    const command = `npm run eval:occlusion${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
-    const jsonPath = resolve(values.json as string);
-    writeFileSync(
-      jsonPath,
-      `${JSON.stringify({ date: new Date().toISOString(), command, machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '?', node: process.version }, seconds: Math.round((Date.now() - started) / 1000), rows, maskedIdentification: ident }, null, 1)}\n`,
-    );
-    log(`wrote ${relative(process.cwd(), jsonPath)}`);
-    if (!values['no-readme']) {
-      const readme = join(modelsDir(), 'README.md');
-      const start = '<!-- eval:occlusion:start -->';
-      const end = '<!-- eval:occlusion:end -->';
-      const section = `${start}\n### Occlusion evaluation\n\nMeasured with \`${command}\` on ${new Date().toISOString().slice(0, 10)} (${Math.round((Date.now() - started) / 60000)} min; JSON: models/occlusion/eval-results.json). LFW pairs-dev, 5 identity-disjoint folds, clean gallery (first image of each pair) and occluded probe (second image), every image through the detector and aligner as in the agent; a probe without a detected face is embedded from a centred crop. Occlusion-aware matching: the probe's predicted pattern decides the space both faces are compared in; distances are divided by that space's match threshold so one threshold serves all pairs.\n\n${text}\n${end}`;
-      const current = readFileSync(readme, 'utf8');
-      const next = current.includes(start) ? current.replace(new RegExp(`${start}[\\s\\S]*?${end}`), section) : `${current.trimEnd()}\n\n${section}\n`;
-      writeFileSync(readme, next);
-      log('updated models/README.md');
-    }
-  } finally {
-    await analyzer.close();
+  }
+  const text = table(rows, idents);
+  console.log(`\n${text}\n`);
+  const command = `npm run eval:occlusion${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+  const jsonPath = resolve(values.json as string);
+  writeFileSync(
+    jsonPath,
+    `${JSON.stringify({ date: new Date().toISOString(), command, machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '?', node: process.version }, seconds: Math.round((Date.now() - started) / 1000), models, rows, maskedIdentification: idents }, null, 1)}\n`,
+  );
+  log(`wrote ${relative(process.cwd(), jsonPath)}`);
+  if (!values['no-readme']) {
+    const readme = join(modelsDir(), 'README.md');
+    const start = '<!-- eval:occlusion:start -->';
+    const end = '<!-- eval:occlusion:end -->';
+    const section = `${start}\n### Occlusion evaluation\n\nMeasured with \`${command}\` on ${new Date().toISOString().slice(0, 10)} (${Math.round((Date.now() - started) / 60000)} min; JSON: models/occlusion/eval-results.json). LFW pairs-dev, 5 identity-disjoint folds, clean gallery (first image of each pair) and occluded probe (second image), every image through the detector and aligner as in the agent; a probe without a detected face is embedded from a centred crop. Occlusion-aware matching: the probe's predicted pattern decides the space both faces are compared in; distances are divided by that space's match threshold so one threshold serves all pairs.\n\n${text}\n${end}`;
+    const current = readFileSync(readme, 'utf8');
+    const next = current.includes(start) ? current.replace(new RegExp(`${start}[\\s\\S]*?${end}`), section) : `${current.trimEnd()}\n\n${section}\n`;
+    writeFileSync(readme, next);
+    log('updated models/README.md');
   }
 }
 
