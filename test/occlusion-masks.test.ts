@@ -191,6 +191,12 @@ describe('occlusion mask dictionary', { timeout: 300_000 }, () => {
         else assert.equal(m.identity, null, `${p.name} masked: matched as ${m.identity}`);
       }
       assert.ok(right >= people.length / 2, `${right} of ${people.length} masked people named in the lower-face space`);
+      // Each pattern's thresholds have the plain thresholds' false-accept rates.
+      const plainThresholds = thresholdsFor(analyzer.embedder.entry);
+      for (const [name, t] of Object.entries(matcher.patternThresholds())) {
+        assert.ok(t.match > 0 && t.unknown >= t.match, `${name}: ${JSON.stringify(t)}`);
+        assert.ok(Math.abs(masks.log10Far(name, t.match) - masks.log10Far(CLEAN_PATTERN, plainThresholds.match)) < 0.01, `${name}: same FAR as the plain match threshold`);
+      }
     } finally {
       gallery.close();
     }

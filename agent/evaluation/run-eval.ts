@@ -4,7 +4,6 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { euclideanDistance, type FaceEmbeddingResult } from '../recognition/embedder.js';
 import type { FaceAnalyzer } from '../recognition/face-analyzer.js';
-import { thresholdsFor } from '../recognition/matcher.js';
 import { CLEAN_PATTERN, type OcclusionDictionary } from '../recognition/occlusion-masks.js';
 import { warpChips } from '../vision/align.js';
 import type { Affine } from '../vision/geometry.js';
@@ -111,7 +110,7 @@ export async function runVerificationEval(analyzer: FaceAnalyzer, options: EvalO
     return { fold: p.fold, same: p.same, distance: euclideanDistance(a.embedding, b.embedding) };
   });
   const masks = analyzer.occlusion;
-  const masked = masks ? maskedVerification(masks, pairsFile.pairs.map((p) => ({ fold: p.fold, same: p.same, faces: pairOf(p) })), thresholdsFor(analyzer.embedder.entry).match) : undefined;
+  const masked = masks ? maskedVerification(masks, pairsFile.pairs.map((p) => ({ fold: p.fold, same: p.same, faces: pairOf(p) }))) : undefined;
   const seconds = (Date.now() - started) / 1000;
   const result: EvalResult = {
     pairsFile: options.pairsFile,
@@ -139,24 +138,48 @@ export async function runVerificationEval(analyzer: FaceAnalyzer, options: EvalO
 
 /**
  * Verification with occlusion-aware matching: the probe (second face) predicts its pattern; an
- * occluded probe and its gallery face are compared under that pattern's mask and projection.
+ * occluded probe and its gallery face are compared under that pattern's mask and projection. Each
+ * pair's score is the log10 false-accept rate of its distance in its own space (calibrated at
+ * build time), so pairs compared in different spaces share one threshold, as the agent's per-space
+ * thresholds of equal FAR do.
  */
 export function maskedVerification(
   masks: OcclusionDictionary,
   pairs: readonly { fold: number; same: boolean; faces: [FaceEmbeddingResult, FaceEmbeddingResult] }[],
-  plainThreshold: number,
 ): { report: VerificationReport; probePatterns: Record<string, number> } {
   const probePatterns: Record<string, number> = {};
-  const scored = pairs.map(({ fold, same, faces: [gallery, probe] }) => {
-    const pattern = probe.features ? masks.predict(probe.features, probe.mirrorFeatures).pattern : CLEAN_PATTERN;
-    probePatterns[pattern] = (probePatterns[pattern] ?? 0) + 1;
-    const space = pattern === CLEAN_PATTERN || !gallery.features || !probe.features ? undefined : masks.patterns.get(pattern);
-    if (!space) return { fold, same, distance: euclideanDistance(gallery.embedding, probe.embedding) / plainThreshold };
-    const g = masks.maskedEmbedding(pattern, gallery.features as Float32Array, gallery.mirrorFeatures);
-    const q = masks.maskedEmbedding(pattern, probe.features as Float32Array, probe.mirrorFeatures);
-    return { fold, same, distance: euclideanDistance(g, q) / space.thresholds.match };
-  });
+  const scored = pairs.map(({ fold, same, faces: [gallery, probe] }) => ({ fold, same, distance: maskedScore(masks, gallery, probe, probePatterns) }));
   return { report: kFoldVerification(scored), probePatterns };
+}
+
+/** Predictions and masked embeddings per face, per dictionary: a face meets many others in a set. */
+const maskedCache = new WeakMap<OcclusionDictionary, WeakMap<FaceEmbeddingResult, { pattern?: string; spaces: Map<string, Float32Array> }>>();
+
+function cached(masks: OcclusionDictionary, face: FaceEmbeddingResult): { pattern?: string; spaces: Map<string, Float32Array> } {
+  let perFace = maskedCache.get(masks);
+  if (!perFace) maskedCache.set(masks, (perFace = new WeakMap()));
+  let entry = perFace.get(face);
+  if (!entry) perFace.set(face, (entry = { spaces: new Map() }));
+  return entry;
+}
+
+function maskedOf(masks: OcclusionDictionary, face: FaceEmbeddingResult & { features: Float32Array }, pattern: string): Float32Array {
+  const entry = cached(masks, face);
+  let e = entry.spaces.get(pattern);
+  if (!e) entry.spaces.set(pattern, (e = masks.maskedEmbedding(pattern, face.features, face.mirrorFeatures)));
+  return e;
+}
+
+/** log10 FAR of the pair in the space the probe's predicted occlusion chooses (counted into `patterns`). */
+export function maskedScore(masks: OcclusionDictionary, gallery: FaceEmbeddingResult, probe: FaceEmbeddingResult, patterns: Record<string, number>): number {
+  const entry = cached(masks, probe);
+  entry.pattern ??= probe.features ? masks.predict(probe.features, probe.mirrorFeatures).pattern : CLEAN_PATTERN;
+  const pattern = entry.pattern;
+  patterns[pattern] = (patterns[pattern] ?? 0) + 1;
+  if (pattern === CLEAN_PATTERN || !gallery.features || !probe.features) return masks.log10Far(CLEAN_PATTERN, euclideanDistance(gallery.embedding, probe.embedding));
+  const g = maskedOf(masks, gallery as FaceEmbeddingResult & { features: Float32Array }, pattern);
+  const q = maskedOf(masks, probe as FaceEmbeddingResult & { features: Float32Array }, pattern);
+  return masks.log10Far(pattern, euclideanDistance(g, q));
 }
 
 export function formatEvalTable(r: EvalResult): string {
@@ -175,7 +198,7 @@ export function formatEvalTable(r: EvalResult): string {
     ...(r.masked
       ? [
           '',
-          `occlusion-aware matching (probe patterns: ${Object.entries(r.masked.probePatterns).map(([k, v]) => `${k} ${v}`).join(', ')}; distances ÷ each space's match threshold):`,
+          `occlusion-aware matching (probe patterns: ${Object.entries(r.masked.probePatterns).map(([k, v]) => `${k} ${v}`).join(', ')}; each pair scored by the false-accept rate of its distance in its own space):`,
           `accuracy ${pct(r.masked.report.meanAccuracy)} ± ${pct(r.masked.report.stdAccuracy)}` +
             ` (plain ${pct(r.report.meanAccuracy)}); ${r.masked.report.tarAtFar.map((t) => `TAR @ FAR ${t.far}: ${pct(t.tar)}`).join(', ')}`,
         ]

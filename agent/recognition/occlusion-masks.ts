@@ -38,8 +38,8 @@ export interface OcclusionPatternHeader {
   /** Fraction of feature elements the mask drops. */
   dropped: number;
   blocks: ProjectionBlock[];
-  /** Distances in this pattern's space: match and unknown thresholds. */
-  thresholds: MatchThresholds;
+  /** Impostor distances in this pattern's space at the FAR grid's points (see OcclusionDictionaryHeader.far). */
+  far: number[];
   /** Float offsets into the blob: keep mask [F], mean [F], projection [F × Σ block sizes]. */
   offsets: { keep: number; mean: number; projection: number };
 }
@@ -52,10 +52,42 @@ export interface OcclusionDictionaryHeader {
   patterns: OcclusionPatternHeader[];
   /** Linear pattern classifier on standardised features: offsets of mean [F], scale [F], weights [(F + 1) × P]. */
   classifier: { classes: string[]; offsets: { mean: number; scale: number; weights: number }; minScore: number };
+  /**
+   * False-accept calibration: distances of impostor pairs (calibration faces of different people) at
+   * log10 FAR = from, from + step, … (up to 0), in the plain space and (per pattern) in each pattern's
+   * space. Distances of different spaces are compared through their FAR, and a pattern's thresholds
+   * are those with the same FAR as the plain thresholds.
+   */
+  far: { log10From: number; log10Step: number; plain: number[] };
   /** Floats in the blob. */
   floats: number;
   /** How it was built (command, calibration set, validation figures). */
   provenance: Record<string, unknown>;
+}
+
+/** log10 FAR of a distance on a calibrated curve (linear between grid points; below the grid it keeps falling, so order is kept). */
+export function log10FarAt(curve: readonly number[], grid: { log10From: number; log10Step: number }, distance: number): number {
+  const first = curve[0] as number;
+  if (distance <= first) return grid.log10From - (first - distance) / Math.max(first, 1e-9);
+  for (let k = 1; k < curve.length; k++) {
+    const hi = curve[k] as number;
+    if (distance <= hi) {
+      const lo = curve[k - 1] as number;
+      const t = hi > lo ? (distance - lo) / (hi - lo) : 1;
+      return grid.log10From + (k - 1 + t) * grid.log10Step;
+    }
+  }
+  return 0;
+}
+
+/** The distance at a log10 FAR on a calibrated curve (the inverse of log10FarAt on the grid). */
+export function distanceAtLog10Far(curve: readonly number[], grid: { log10From: number; log10Step: number }, log10Far: number): number {
+  const x = (log10Far - grid.log10From) / grid.log10Step;
+  if (x <= 0) return curve[0] as number;
+  if (x >= curve.length - 1) return curve[curve.length - 1] as number;
+  const k = Math.floor(x);
+  const t = x - k;
+  return (curve[k] as number) * (1 - t) + (curve[k + 1] as number) * t;
 }
 
 export interface OcclusionPattern extends Omit<OcclusionPatternHeader, 'offsets'> {
@@ -184,6 +216,25 @@ export class OcclusionDictionary {
     this.checkFeatures(features, 'feature map');
     if (mirrorFeatures) this.checkFeatures(mirrorFeatures, 'mirror feature map');
     return orientedFeatures(features, mirrorFeatures, this.featureShape);
+  }
+
+  /** log10 FAR of a distance in a space: `clean` (the plain embeddings) or a pattern's. */
+  log10Far(space: string, distance: number): number {
+    const grid = this.header.far;
+    if (space === CLEAN_PATTERN) return log10FarAt(grid.plain, grid, distance);
+    const p = this.patterns.get(space);
+    if (!p) throw new Error(`occlusion masks: no pattern "${space}"`);
+    return log10FarAt(p.far, grid, distance);
+  }
+
+  /** A pattern's thresholds with the same false-accept rates as the plain thresholds `plain`. */
+  thresholdsIn(pattern: string, plain: MatchThresholds): MatchThresholds {
+    const p = this.patterns.get(pattern);
+    if (!p) throw new Error(`occlusion masks: no pattern "${pattern}"`);
+    const grid = this.header.far;
+    const at = (d: number): number => distanceAtLog10Far(p.far, grid, log10FarAt(grid.plain, grid, d));
+    const match = at(plain.match);
+    return { match, unknown: Math.max(match, at(plain.unknown)) };
   }
 
   /** Which occlusion pattern the face shows, from its feature map (a linear least-squares classifier). */

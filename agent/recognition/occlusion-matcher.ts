@@ -28,7 +28,8 @@ export class OcclusionAwareMatcher {
   ) {
     this.plain = new Matcher(model, thresholds);
     for (const p of dictionary?.patterns.values() ?? []) {
-      this.byPattern.set(p.name, new Matcher(patternModel(model, p.name), p.thresholds));
+      // The same false-accept rates as the plain thresholds (which the config may override).
+      this.byPattern.set(p.name, new Matcher(patternModel(model, p.name), dictionary?.thresholdsIn(p.name, thresholds) ?? thresholds));
     }
   }
 
@@ -38,6 +39,11 @@ export class OcclusionAwareMatcher {
 
   get size(): number {
     return this.plain.size;
+  }
+
+  /** The thresholds each pattern's space uses. */
+  patternThresholds(): Record<string, MatchThresholds> {
+    return Object.fromEntries([...this.byPattern].map(([name, m]) => [name, m.thresholds]));
   }
 
   /** How many identities lack embeddings for some pattern (enrolled before the masks existed). */

@@ -11,10 +11,11 @@ import { modelsDir } from '../../agent/paths.js';
 import { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
 import type { OcclusionDictionaryHeader, OcclusionPatternHeader } from '../../agent/recognition/occlusion-masks.js';
 import { sha256, writeManifest } from '../build/build-models.js';
+import { writeReadmeSection } from '../bench/readme-section.js';
 import { DEFAULT_LFW } from '../compress/lfw.js';
 import { GraphBuilder } from '../onnx/graph-builder.js';
 import { occlusionCalibration } from './calibration.js';
-import { type FitOptions, fitClassifier, fitPattern, PATTERNS, type PatternFit, samplesByPattern } from './fit.js';
+import { FAR_GRID, farCurve, type FitOptions, fitClassifier, fitPattern, pairwiseDistances, PATTERNS, type PatternFit, plainProjection, samplesByPattern } from './fit.js';
 
 const USAGE =
   'usage: npm run models:occlusion -- [--model NAME] [--lfw DIR] [--count N] [--seed S] [--drop 0,0.25] [--ridge R] [--lda-dims K] [--fc-share A]';
@@ -69,6 +70,17 @@ function fcWeight(modelFile: string): FitOptions['fc'] {
   return { weight: fc.data, channels: fc.dims[0] as number, outputs: fc.dims[1] as number };
 }
 
+/** x · projection ([F × outputs]) without normalisation: the embedder's own embedding when the projection is its fc. */
+function rawProject(projection: Float32Array, x: Float32Array, outputs: number): Float32Array {
+  const out = new Float32Array(outputs);
+  for (let j = 0; j < x.length; j++) {
+    const v = x[j] as number;
+    if (v === 0) continue;
+    for (let o = 0; o < outputs; o++) out[o] = (out[o] as number) + v * (projection[j * outputs + o] as number);
+  }
+  return out;
+}
+
 const pct = (v: number): string => (Number.isFinite(v) ? `${(v * 100).toFixed(2)}%` : '—');
 
 export async function buildOcclusionDictionary(argv: readonly string[], log: (line: string) => void = (l) => console.log(l)): Promise<void> {
@@ -103,19 +115,23 @@ export async function buildOcclusionDictionary(argv: readonly string[], log: (li
       floats += a.length;
       return floats - a.length;
     };
-    const patterns: OcclusionPatternHeader[] = fits.map(({ pattern: p, validation }) => {
-      const chosen = validation.find((v) => v.dropped === p.dropped)?.verification;
-      const match = chosen?.thresholdFar1e3 ?? 0.6;
-      return {
-        name: p.name,
-        regions: p.regions,
-        kinds: p.kinds,
-        dropped: p.dropped,
-        blocks: p.blocks,
-        thresholds: { match, unknown: match * 1.15 },
-        offsets: { keep: put(p.keep), mean: put(p.mean), projection: put(p.projection) },
-      };
-    });
+    const patterns: OcclusionPatternHeader[] = fits.map(({ pattern: p, far }) => ({
+      name: p.name,
+      regions: p.regions,
+      kinds: p.kinds,
+      dropped: p.dropped,
+      blocks: p.blocks,
+      far,
+      offsets: { keep: put(p.keep), mean: put(p.mean), projection: put(p.projection) },
+    }));
+    // The plain space's impostor curve: the agent's ordinary embeddings (fc on the spatial mean of
+    // the oriented map, not normalised) of the validation faces, clean, each against every other.
+    if (!fc) throw new Error(`${entry.name}: no head/fc/weight initializer; the plain-space calibration needs the embedder's fc`);
+    const f = cal.featureShape[0] * cal.featureShape[1] * cal.featureShape[2];
+    const plainPattern = { keep: new Float32Array(f).fill(1), mean: new Float32Array(f), ...plainProjection(cal.featureShape, fc) };
+    const cleanMaps = cal.features.get('clean') as Float32Array;
+    const plainEmbeddings = cal.files.map((_, face) => face).filter(isValidation).map((face) => rawProject(plainPattern.projection, cleanMaps.subarray(face * f, (face + 1) * f), fc.outputs));
+    const plainFar = farCurve(pairwiseDistances(plainEmbeddings));
     const classifierOffsets = { mean: put(classifier.mean), scale: put(classifier.scale), weights: put(classifier.weights) };
     const command = `npm run models:occlusion -- --model ${entry.name}${argv.filter((a) => !a.startsWith('--model')).length ? ` ${argv.join(' ')}` : ''}`.replace(/ --model \S+ --model/, ' --model');
     const header: OcclusionDictionaryHeader = {
@@ -124,6 +140,7 @@ export async function buildOcclusionDictionary(argv: readonly string[], log: (li
       featureShape: cal.featureShape,
       patterns,
       classifier: { classes: classifier.classes, offsets: classifierOffsets, minScore: classifier.minScore },
+      far: { ...FAR_GRID, plain: plainFar },
       floats,
       provenance: {
         command,
@@ -158,15 +175,26 @@ export async function buildOcclusionDictionary(argv: readonly string[], log: (li
         },
       },
     ]);
-    log('');
-    log('| pattern | occluder kinds | drop | validation acc. (plain → masked) | TAR@FAR1e-3 (plain → masked) | match threshold |');
-    log('| --- | --- | ---: | --- | --- | ---: |');
-    for (const f of fits) {
-      const v = f.validation.find((x) => x.dropped === f.pattern.dropped)?.verification;
-      log(`| ${f.pattern.name} | ${f.pattern.kinds.join(', ')} | ${f.pattern.dropped} | ${pct(f.plain.accuracy)} → ${pct(v?.accuracy ?? Number.NaN)} | ${pct(f.plain.tarAtFar1e3)} → ${pct(v?.tarAtFar1e3 ?? Number.NaN)} | ${(v?.thresholdFar1e3 ?? 0).toFixed(3)} |`);
-    }
-    log(`classifier (validation faces, ${pct(1 - (classifier.accuracy.clean ?? 0))} of clean faces taken for occluded): ${Object.entries(classifier.accuracy).map(([k, v]) => `${k} ${pct(v)}`).join(', ')}`);
-    log(`wrote models/${base}.json and .bin (${(binBytes.length / 1e6).toFixed(1)} MB) and the manifest entry of ${entry.name}`);
+    const tableText = [
+      '| pattern | regions | occluder kinds (calibration occlusions) | elements dropped | validation accuracy, plain → masked | TAR @ FAR 1e-3, plain → masked | distance at FAR 1e-3 |',
+      '| --- | --- | --- | ---: | --- | --- | ---: |',
+      ...fits.map((f) => {
+        const v = f.validation.find((x) => x.dropped === f.pattern.dropped)?.verification;
+        return `| ${f.pattern.name} | ${f.pattern.regions.join(', ')} | ${f.pattern.kinds.join(', ')} (${f.pattern.samples} training) | ${f.pattern.dropped * 100}% | ${pct(f.plain.accuracy)} → ${pct(v?.accuracy ?? Number.NaN)} | ${pct(f.plain.tarAtFar1e3)} → ${pct(v?.tarAtFar1e3 ?? Number.NaN)} | ${(v?.thresholdFar1e3 ?? 0).toFixed(3)} |`;
+      }),
+    ].join('\n');
+    const classifierText =
+      `Pattern classifier on the validation faces (clean faces taken for occluded: ${pct(1 - (classifier.accuracy.clean ?? 0))}, min score ${classifier.minScore.toFixed(3)}), ` +
+      `share of each variant predicted as its pattern: ${Object.entries(classifier.accuracy).map(([k, v]) => `${k} ${pct(v)}`).join(', ')}.`;
+    console.log(`\n${tableText}\n\n${classifierText}\n`);
+    writeReadmeSection(
+      join(modelsDir(), 'README.md'),
+      `models:occlusion:${entry.name}`,
+      `### Occlusion mask dictionary of \`${entry.name}\`\n\nBuilt with \`${command}\` on ${new Date().toISOString().slice(0, 10)} in ${header.provenance.seconds} s of fitting (plus the calibration pass, cached): ${String(header.provenance.calibration)}. ` +
+        `Validation pairs: each held-out face clean (gallery) against the same photo occluded (genuine) and against the other held-out faces occluded (impostors); the same photo on both sides makes these figures easier than LFW pairs — they choose the drop fraction and set the match threshold (FAR 1e-3), the LFW table below measures accuracy. ` +
+        `Files: models/${base}.json (header) and .bin (${(binBytes.length / 1e6).toFixed(1)} MB of float32).\n\n${tableText}\n\n${classifierText}`,
+    );
+    log(`wrote models/${base}.json and .bin (${(binBytes.length / 1e6).toFixed(1)} MB), the manifest entry of ${entry.name} and its section of models/README.md`);
   } finally {
     await analyzer.close();
   }

@@ -4,21 +4,21 @@
 // both in one run); and masked identification on the real masked photos (RMFD subset: gallery =
 // unmasked photos, probes = masked photos; rank-1 and verification accuracy). Prints the table,
 // writes JSON and the table into models/README.md.
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { pickCentralFace, runVerificationEval } from '../../agent/evaluation/run-eval.js';
+import { maskedScore, pickCentralFace, runVerificationEval } from '../../agent/evaluation/run-eval.js';
 import { kFoldVerification, type ScoredPair, type VerificationReport } from '../../agent/evaluation/verification.js';
 import { modelsDir } from '../../agent/paths.js';
 import { euclideanDistance, type FaceEmbeddingResult } from '../../agent/recognition/embedder.js';
 import { ModelRegistry } from '../../agent/inference/model-registry.js';
 import { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
-import { thresholdsFor } from '../../agent/recognition/matcher.js';
 import { CLEAN_PATTERN } from '../../agent/recognition/occlusion-masks.js';
 import { warpChips } from '../../agent/vision/align.js';
+import { writeReadmeSection } from '../bench/readme-section.js';
 import type { RgbImage } from '../../agent/vision/image.js';
 
 const USAGE = 'usage: npm run eval:occlusion -- [--models NAME,NAME] [--lfw DIR] [--occluded DIR] [--masked DIR] [--sets clean,random40,mask,sunglasses] [--json PATH] [--no-readme]';
@@ -95,18 +95,17 @@ export async function maskedIdentification(analyzer: FaceAnalyzer, dir: string, 
     log(`masked set: ${name} done`);
   }
   const masks = analyzer.occlusion;
-  const plainThreshold = thresholdsFor(analyzer.embedder.entry).match;
   const probePatterns: Record<string, number> = {};
-  // Distance matrices (probe × gallery) for both paths, the masked one in threshold units.
+  // Distance matrices (probe × gallery): plain distances, and with masks the log10 FAR of each
+  // pair's distance in the space the probe's predicted occlusion chooses (see maskedScore).
   const plainD = probes.map((p) => gallery.map((g) => euclideanDistance(p.face.embedding, g.face.embedding)));
   const maskedD = masks
     ? probes.map((p) => {
-        const pattern = p.face.features ? masks.predict(p.face.features, p.face.mirrorFeatures).pattern : CLEAN_PATTERN;
+        const seen: Record<string, number> = {};
+        const row = gallery.map((g) => maskedScore(masks, g.face, p.face, seen));
+        const pattern = Object.keys(seen)[0] ?? CLEAN_PATTERN;
         probePatterns[pattern] = (probePatterns[pattern] ?? 0) + 1;
-        const space = pattern === CLEAN_PATTERN ? undefined : masks.patterns.get(pattern);
-        if (!space || !p.face.features) return gallery.map((g) => euclideanDistance(p.face.embedding, g.face.embedding) / plainThreshold);
-        const q = masks.maskedEmbedding(pattern, p.face.features, p.face.mirrorFeatures);
-        return gallery.map((g) => euclideanDistance(q, masks.maskedEmbedding(pattern, g.face.features as Float32Array, g.face.mirrorFeatures)) / space.thresholds.match);
+        return row;
       })
     : undefined;
   const summarise = (d: number[][]): { rank1: number; verification: VerificationReport } => {
@@ -237,13 +236,11 @@ async function main(): Promise<void> {
   );
   log(`wrote ${relative(process.cwd(), jsonPath)}`);
   if (!values['no-readme']) {
-    const readme = join(modelsDir(), 'README.md');
-    const start = '<!-- eval:occlusion:start -->';
-    const end = '<!-- eval:occlusion:end -->';
-    const section = `${start}\n### Occlusion evaluation\n\nMeasured with \`${command}\` on ${new Date().toISOString().slice(0, 10)} (${Math.round((Date.now() - started) / 60000)} min; JSON: models/occlusion/eval-results.json). LFW pairs-dev, 5 identity-disjoint folds, clean gallery (first image of each pair) and occluded probe (second image), every image through the detector and aligner as in the agent; a probe without a detected face is embedded from a centred crop. Occlusion-aware matching: the probe's predicted pattern decides the space both faces are compared in; distances are divided by that space's match threshold so one threshold serves all pairs.\n\n${text}\n${end}`;
-    const current = readFileSync(readme, 'utf8');
-    const next = current.includes(start) ? current.replace(new RegExp(`${start}[\\s\\S]*?${end}`), section) : `${current.trimEnd()}\n\n${section}\n`;
-    writeFileSync(readme, next);
+    writeReadmeSection(
+      join(modelsDir(), 'README.md'),
+      'eval:occlusion',
+      `### Occlusion evaluation\n\nMeasured with \`${command}\` on ${new Date().toISOString().slice(0, 10)} (${Math.round((Date.now() - started) / 60000)} min; JSON: models/occlusion/eval-results.json). LFW pairs-dev, 5 identity-disjoint folds, clean gallery (first image of each pair) and occluded probe (second image), every image through the detector and aligner as in the agent; a probe without a detected face is embedded from a centred crop. Occlusion-aware matching: the probe's predicted pattern decides the space both faces are compared in; distances are divided by that space's match threshold so one threshold serves all pairs.\n\n${text}`,
+    );
     log('updated models/README.md');
   }
 }

@@ -212,8 +212,36 @@ export interface Verification {
   impostors: number;
 }
 
+/** The FAR grid of the calibration curves: log10 FAR from -5 to 0 in steps of 0.05. */
+export const FAR_GRID = { log10From: -5, log10Step: 0.05 } as const;
+
+/** Impostor distances (sorted ascending) at the FAR grid's points. */
+export function farCurve(sortedImpostors: readonly number[]): number[] {
+  const points = Math.round(-FAR_GRID.log10From / FAR_GRID.log10Step) + 1;
+  const n = sortedImpostors.length;
+  return Array.from({ length: points }, (_, k) => {
+    const far = 10 ** (FAR_GRID.log10From + k * FAR_GRID.log10Step);
+    return sortedImpostors[Math.min(n - 1, Math.max(0, Math.ceil(far * n) - 1))] as number;
+  });
+}
+
+/** Sorted distances of every pair (i < j) of vectors: impostors when each vector is another person. */
+export function pairwiseDistances(vectors: readonly Float32Array[]): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < vectors.length; i++) {
+    for (let j = i + 1; j < vectors.length; j++) {
+      const a = vectors[i] as Float32Array;
+      const b = vectors[j] as Float32Array;
+      let s = 0;
+      for (let k = 0; k < a.length; k++) s += ((a[k] as number) - (b[k] as number)) ** 2;
+      out.push(Math.sqrt(s));
+    }
+  }
+  return out.sort((x, y) => x - y);
+}
+
 /** Distances of clean faces (gallery) against occluded ones (probes), each face against every other. */
-export function verify(gallery: readonly Float32Array[], probes: readonly Float32Array[]): Verification {
+export function verify(gallery: readonly Float32Array[], probes: readonly Float32Array[]): Verification & { far: number[] } {
   const genuine: number[] = [];
   const impostor: number[] = [];
   const dist = (a: Float32Array, b: Float32Array): number => {
@@ -237,11 +265,13 @@ export function verify(gallery: readonly Float32Array[], probes: readonly Float3
     else im++;
     best = Math.max(best, (g / genuine.length + (1 - im / impostor.length)) / 2);
   }
-  return { accuracy: best, thresholdFar1e3, tarAtFar1e3, genuine: genuine.length, impostors: impostor.length };
+  return { accuracy: best, thresholdFar1e3, tarAtFar1e3, genuine: genuine.length, impostors: impostor.length, far: farCurve(impostor) };
 }
 
 export interface PatternFit {
   pattern: FittedPattern;
+  /** Impostor distances of the chosen fit at the FAR grid's points. */
+  far: number[];
   /** Validation figures per drop fraction tried, and for the plain embedding. */
   validation: { dropped: number; verification: Verification }[];
   plain: Verification;
@@ -272,7 +302,7 @@ export function fitPattern(
   for (const s of val) if (!valByFace.has(s.face)) valByFace.set(s.face, s);
   const valSamples = [...valByFace.values()];
   const validation: PatternFit['validation'] = [];
-  let best: { fitted: FittedPattern; accuracy: number } | undefined;
+  let best: { fitted: FittedPattern; accuracy: number; far: number[] } | undefined;
   for (const dropped of options.dropFractions) {
     const keep = keepMask(scores, dropped);
     const cleanM = maskedMatrix(clean, train.map((s) => s.face), keep);
@@ -294,22 +324,25 @@ export function fitPattern(
     };
     const g = valSamples.map((s) => projectMasked(fitted, row(clean, s.face, f)));
     const p = valSamples.map((s) => projectMasked(fitted, occ(s)));
-    const verification = verify(g, p);
+    const { far, ...verification } = verify(g, p);
     validation.push({ dropped, verification });
     log(`  ${spec.name}: drop ${dropped}: validation accuracy ${(verification.accuracy * 100).toFixed(2)}%, TAR@FAR1e-3 ${(verification.tarAtFar1e3 * 100).toFixed(1)}% (${((Date.now() - started) / 1000).toFixed(1)} s)`);
-    if (!best || verification.accuracy > best.accuracy) best = { fitted, accuracy: verification.accuracy };
+    if (!best || verification.accuracy > best.accuracy) best = { fitted, accuracy: verification.accuracy, far };
   }
   // Baseline: the ordinary embedding (all elements, fc only) on the same validation pairs.
   const plainPattern = options.fc
-    ? { keep: new Float32Array(f).fill(1), mean: new Float32Array(f), ...fcOnly(shape, options.fc) }
+    ? { keep: new Float32Array(f).fill(1), mean: new Float32Array(f), ...plainProjection(shape, options.fc) }
     : undefined;
-  const plain = plainPattern
-    ? verify(valSamples.map((s) => projectMasked(plainPattern, row(clean, s.face, f))), valSamples.map((s) => projectMasked(plainPattern, occ(s))))
+  const plainRun = plainPattern ? verify(valSamples.map((s) => projectMasked(plainPattern, row(clean, s.face, f))), valSamples.map((s) => projectMasked(plainPattern, occ(s)))) : undefined;
+  const plain: Verification = plainRun
+    ? { accuracy: plainRun.accuracy, thresholdFar1e3: plainRun.thresholdFar1e3, tarAtFar1e3: plainRun.tarAtFar1e3, genuine: plainRun.genuine, impostors: plainRun.impostors }
     : { accuracy: Number.NaN, thresholdFar1e3: Number.NaN, tarAtFar1e3: Number.NaN, genuine: 0, impostors: 0 };
-  return { pattern: (best as { fitted: FittedPattern }).fitted, validation, plain };
+  const chosen = best as { fitted: FittedPattern; far: number[] };
+  return { pattern: chosen.fitted, far: chosen.far, validation, plain };
 }
 
-function fcOnly(shape: readonly [number, number, number], fc: NonNullable<FitOptions['fc']>): Pick<FittedPattern, 'blocks' | 'projection'> {
+/** The embedder's own fc as a [F × outputs] projection of the map (its spatial mean folded in). */
+export function plainProjection(shape: readonly [number, number, number], fc: NonNullable<FitOptions['fc']>): Pick<FittedPattern, 'blocks' | 'projection'> {
   const [, h, w] = shape;
   const f = shape[0] * h * w;
   const projection = new Float32Array(f * fc.outputs);
