@@ -111,7 +111,7 @@ export class FacegateAgent {
     };
     this.analyzer = await FaceAnalyzer.create({
       embedder: rec.embedder,
-      detector: { minFaceSize: rec.minFaceSize },
+      detector: { minFaceSize: rec.minFaceSize, ...rec.detector },
       flipAverage: rec.flipAverage,
       session,
       registry,
