@@ -113,7 +113,7 @@ export class FacegateAgent {
     };
     this.analyzer = await FaceAnalyzer.create({
       embedder: rec.embedder,
-      detector: { minFaceSize: rec.minFaceSize },
+      detector: { minFaceSize: rec.minFaceSize, ...rec.detector },
       flipAverage: rec.flipAverage,
       occlusionMasks: rec.occlusionMasks,
       session,

@@ -2,7 +2,26 @@
 // so a misspelt key is an error rather than a setting that silently does nothing.
 import { z } from 'zod';
 import { commandsSchema, homeAssistantSchema, outboxSchema, shutdownTimeoutSchema } from './events-schema.js';
+import { DEFAULT_MTCNN_OPTIONS } from '../vision/mtcnn.js';
 import { healthConfigSchema, inferenceConfigSchema } from './health-inference-schema.js';
+
+const score = z.number().min(0).max(1);
+const stageThresholds = z.tuple([score, score, score]);
+const D = DEFAULT_MTCNN_OPTIONS;
+
+/** MTCNN's per-stage thresholds, second pass and landmark check (agent/vision/mtcnn.ts). */
+export const detectorSchema = z
+  .object({
+    thresholds: stageThresholds.default([...D.thresholds]),
+    secondPass: stageThresholds.nullable().default(D.secondPass ? [...D.secondPass] : null),
+    landmarkCheck: z
+      .object({ minEyeDistance: z.number().min(0).max(1), maxRollDegrees: z.number().positive().max(180) })
+      .strict()
+      .nullable()
+      .default(D.landmarkCheck ? { ...D.landmarkCheck } : null),
+  })
+  .strict()
+  .prefault({});
 
 const cameraName = z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only (it is an MQTT topic level)');
 
@@ -45,6 +64,7 @@ export const configSchema = z
       .object({
         embedder: z.string().optional(),
         minFaceSize: z.number().min(12).default(40),
+        detector: detectorSchema,
         flipAverage: z.boolean().default(true),
         occlusionMasks: z.boolean().default(true),
         matchThreshold: z.number().positive().optional(),
@@ -53,7 +73,7 @@ export const configSchema = z
         maxWaitMs: z.number().min(0).max(1000).default(15),
       })
       .strict()
-      .default({ minFaceSize: 40, flipAverage: true, occlusionMasks: true, maxBatch: 8, maxWaitMs: 15 }),
+      .prefault({}),
     events: z
       .object({
         reportUnknown: z.boolean().default(true),
