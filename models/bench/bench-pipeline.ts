@@ -50,6 +50,7 @@ import { loadOpenCv } from '../../agent/vision/opencv.js';
 import { loadTemplate } from '../../agent/vision/templates.js';
 import { Mosquitto, mosquittoAvailable } from '../../test/support/mosquitto.js';
 import { type RtspServer, rtspServerUnavailable, startRtspServer } from '../../test/support/rtsp-server.js';
+import { replaceMarkedSection } from './readme-section.js';
 
 const require = createRequire(import.meta.url);
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -875,14 +876,7 @@ function readmeSection(r: Results): string {
 }
 
 function writeReadme(section: string): void {
-  const existing = readFileSync(README, 'utf8');
-  const start = existing.indexOf(START_MARKER);
-  const end = existing.indexOf(END_MARKER);
-  let next: string;
-  if (start >= 0 && end > start) next = existing.slice(0, start) + section + existing.slice(end + END_MARKER.length);
-  else if (start >= 0 || end >= 0) throw new Error(`${README}: pipeline benchmark markers are incomplete or out of order; fix them by hand`);
-  else next = `${existing.replace(/\s*$/, '')}\n\n${section}\n`;
-  writeFileSync(README, next);
+  replaceMarkedSection(README, START_MARKER, END_MARKER, section);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@
 //
 //   npm run eval:detector [-- --lfw DIR] [--pairs FILE] [--occluded DIR] [--masked DIR]
 //     [--hamilton FILE] [--limit N] [--json PATH] [--no-readme]
-import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -33,6 +33,7 @@ import { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
 import { decodeImage, type RgbImage } from '../../agent/vision/image.js';
 import { DEFAULT_MTCNN_OPTIONS, type MtcnnOptions, PUBLISHED_MTCNN_OPTIONS } from '../../agent/vision/mtcnn.js';
 import { parseBenchArgs } from './bench-args.js';
+import { replaceMarkedSection } from './readme-section.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..', '..');
@@ -307,14 +308,7 @@ function readmeSection(command: string, date: string, limit: number | undefined,
 }
 
 function writeReadme(section: string): void {
-  const existing = readFileSync(README, 'utf8');
-  const start = existing.indexOf(START_MARKER);
-  const end = existing.indexOf(END_MARKER);
-  let next: string;
-  if (start >= 0 && end > start) next = existing.slice(0, start) + section + existing.slice(end + END_MARKER.length);
-  else if (start >= 0 || end >= 0) throw new Error(`${README}: eval:detector markers are incomplete or out of order; fix them by hand`);
-  else next = `${existing.trimEnd()}\n\n${section}\n`;
-  writeFileSync(README, next);
+  replaceMarkedSection(README, START_MARKER, END_MARKER, section);
 }
 
 main().catch((err: unknown) => {
