@@ -147,39 +147,55 @@ export function maskedVerification(
   masks: OcclusionDictionary,
   pairs: readonly { fold: number; same: boolean; faces: [FaceEmbeddingResult, FaceEmbeddingResult] }[],
 ): { report: VerificationReport; probePatterns: Record<string, number> } {
-  const probePatterns: Record<string, number> = {};
-  const scored = pairs.map(({ fold, same, faces: [gallery, probe] }) => ({ fold, same, distance: maskedScore(masks, gallery, probe, probePatterns) }));
-  return { report: kFoldVerification(scored), probePatterns };
+  const scored = pairs.map(({ fold, same, faces: [gallery, probe] }) => ({ fold, same, distance: maskedScore(masks, gallery, probe) }));
+  return { report: kFoldVerification(scored), probePatterns: countPatterns(masks, pairs.map((p) => p.faces[1])) };
 }
 
-/** Predictions and masked embeddings per face, per dictionary: a face meets many others in a set. */
-const maskedCache = new WeakMap<OcclusionDictionary, WeakMap<FaceEmbeddingResult, { pattern?: string; spaces: Map<string, Float32Array> }>>();
+/** Per dictionary and face: its oriented map, predicted pattern and masked embeddings, computed once (a face meets many others). */
+const maskedCache = new WeakMap<OcclusionDictionary, WeakMap<FaceEmbeddingResult, { oriented?: Float32Array; pattern: string; spaces: Map<string, Float32Array> }>>();
 
-function cached(masks: OcclusionDictionary, face: FaceEmbeddingResult): { pattern?: string; spaces: Map<string, Float32Array> } {
+function cached(masks: OcclusionDictionary, face: FaceEmbeddingResult): { oriented?: Float32Array; pattern: string; spaces: Map<string, Float32Array> } {
   let perFace = maskedCache.get(masks);
   if (!perFace) maskedCache.set(masks, (perFace = new WeakMap()));
   let entry = perFace.get(face);
-  if (!entry) perFace.set(face, (entry = { spaces: new Map() }));
+  if (!entry) {
+    const oriented = face.features ? masks.orient(face.features, face.mirrorFeatures) : undefined;
+    entry = { ...(oriented ? { oriented } : {}), pattern: oriented ? masks.predictOriented(oriented).pattern : CLEAN_PATTERN, spaces: new Map() };
+    perFace.set(face, entry);
+  }
   return entry;
 }
 
-function maskedOf(masks: OcclusionDictionary, face: FaceEmbeddingResult & { features: Float32Array }, pattern: string): Float32Array {
+/** The occlusion pattern predicted on a face (clean without feature maps). */
+export function predictedPattern(masks: OcclusionDictionary, face: FaceEmbeddingResult): string {
+  return cached(masks, face).pattern;
+}
+
+function maskedOf(masks: OcclusionDictionary, face: FaceEmbeddingResult, pattern: string): Float32Array | undefined {
   const entry = cached(masks, face);
+  if (!entry.oriented) return undefined;
   let e = entry.spaces.get(pattern);
-  if (!e) entry.spaces.set(pattern, (e = masks.maskedEmbedding(pattern, face.features, face.mirrorFeatures)));
+  if (!e) entry.spaces.set(pattern, (e = masks.maskedEmbeddingOriented(pattern, entry.oriented)));
   return e;
 }
 
-/** log10 FAR of the pair in the space the probe's predicted occlusion chooses (counted into `patterns`). */
-export function maskedScore(masks: OcclusionDictionary, gallery: FaceEmbeddingResult, probe: FaceEmbeddingResult, patterns: Record<string, number>): number {
-  const entry = cached(masks, probe);
-  entry.pattern ??= probe.features ? masks.predict(probe.features, probe.mirrorFeatures).pattern : CLEAN_PATTERN;
-  const pattern = entry.pattern;
-  patterns[pattern] = (patterns[pattern] ?? 0) + 1;
-  if (pattern === CLEAN_PATTERN || !gallery.features || !probe.features) return masks.log10Far(CLEAN_PATTERN, euclideanDistance(gallery.embedding, probe.embedding));
-  const g = maskedOf(masks, gallery as FaceEmbeddingResult & { features: Float32Array }, pattern);
-  const q = maskedOf(masks, probe as FaceEmbeddingResult & { features: Float32Array }, pattern);
+/** log10 FAR of the pair's distance in the space the probe's predicted occlusion chooses. */
+export function maskedScore(masks: OcclusionDictionary, gallery: FaceEmbeddingResult, probe: FaceEmbeddingResult): number {
+  const pattern = predictedPattern(masks, probe);
+  const g = pattern === CLEAN_PATTERN ? undefined : maskedOf(masks, gallery, pattern);
+  const q = pattern === CLEAN_PATTERN ? undefined : maskedOf(masks, probe, pattern);
+  if (!g || !q) return masks.log10Far(CLEAN_PATTERN, euclideanDistance(gallery.embedding, probe.embedding));
   return masks.log10Far(pattern, euclideanDistance(g, q));
+}
+
+/** How many faces predict each pattern. */
+export function countPatterns(masks: OcclusionDictionary, faces: readonly FaceEmbeddingResult[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const f of faces) {
+    const p = predictedPattern(masks, f);
+    counts[p] = (counts[p] ?? 0) + 1;
+  }
+  return counts;
 }
 
 export function formatEvalTable(r: EvalResult): string {

@@ -12,6 +12,8 @@ export interface EmbedderOptions {
 
 export interface FaceEmbeddingResult {
   embedding: Float32Array;
+  /** The embedder model that produced it (after a GPU-pressure move, possibly a variant). */
+  model: string;
   /** Last spatial feature map before pooling, [C, H, W] flattened (for occlusion masks). */
   features?: Float32Array;
   /** The same map of the mirror image (with flip averaging). */
@@ -77,7 +79,7 @@ export class FaceEmbedder {
     const mapOf = (row: number): Float32Array | undefined => (maps ? maps.data.slice(row * f, (row + 1) * f) : undefined);
     return chips.map((_, i) => {
       const e = emb.data.slice(i * d, (i + 1) * d);
-      const result: FaceEmbeddingResult = { embedding: e };
+      const result: FaceEmbeddingResult = { embedding: e, model: this.entry.name };
       const features = mapOf(i);
       if (features) result.features = features;
       if (this.options.flipAverage) {

@@ -60,9 +60,8 @@ function itemsFor(analyzer: FaceAnalyzer, face: AnalyzedFace, source: string, ph
   const items: EnrollItem[] = [{ embedding: face.embedding, model, source, ...(photo ? { photo } : {}) }];
   const masks = analyzer.occlusion;
   if (masks && face.features) {
-    for (const pattern of masks.patterns.keys()) {
-      items.push({ embedding: masks.maskedEmbedding(pattern, face.features, face.mirrorFeatures), model: patternModel(model, pattern), source });
-    }
+    const oriented = masks.orient(face.features, face.mirrorFeatures);
+    for (const pattern of masks.patterns.keys()) items.push({ embedding: masks.maskedEmbeddingOriented(pattern, oriented), model: patternModel(model, pattern), source });
   }
   return items;
 }

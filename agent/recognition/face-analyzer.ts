@@ -10,14 +10,11 @@ import type { RgbImage } from '../vision/image.js';
 import { type DetectedFace, MtcnnDetector, type MtcnnOptions } from '../vision/mtcnn.js';
 import { loadOpenCv, type OpenCv } from '../vision/opencv.js';
 import { loadTemplate } from '../vision/templates.js';
-import { FaceEmbedder } from './embedder.js';
+import { FaceEmbedder, type FaceEmbeddingResult } from './embedder.js';
 import { OcclusionDictionary } from './occlusion-masks.js';
 
-export interface AnalyzedFace extends DetectedFace {
-  embedding: Float32Array;
-  /** The embedder's last feature map of the chip and of its mirror image (for occlusion masks). */
-  features?: Float32Array;
-  mirrorFeatures?: Float32Array;
+/** A detected face with its embedding (and the feature maps behind it, for occlusion masks). */
+export interface AnalyzedFace extends DetectedFace, FaceEmbeddingResult {
   /** Image → chip transform used for this face. */
   alignment: Affine;
 }
@@ -89,7 +86,7 @@ export class FaceAnalyzer {
   async embedFaces(image: RgbImage, faces: readonly DetectedFace[]): Promise<AnalyzedFace[]> {
     const { chips, transforms } = this.chips(image, faces);
     const results = await this.embedder.embedFaces(chips);
-    return faces.map((f, i) => ({ ...f, ...results[i], embedding: (results[i] as { embedding: Float32Array }).embedding, alignment: transforms[i] as Affine }));
+    return faces.map((f, i) => ({ ...f, ...(results[i] as FaceEmbeddingResult), alignment: transforms[i] as Affine }));
   }
 
   async analyze(image: RgbImage): Promise<AnalyzedFace[]> {

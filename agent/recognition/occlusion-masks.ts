@@ -165,9 +165,13 @@ export class OcclusionDictionary {
     const headerFile = `${path}.json`;
     const blobFile = `${path}.bin`;
     for (const f of [headerFile, blobFile]) if (!existsSync(f)) throw new Error(`occlusion masks: ${f} not found`);
+    return OcclusionDictionary.fromFiles(headerFile, readFileSync(headerFile), blobFile, readFileSync(blobFile), embedder);
+  }
+
+  private static fromFiles(headerFile: string, headerBytes: Buffer, blobFile: string, bytes: Buffer, embedder: { name: string; sha256: string }): OcclusionDictionary {
     let header: OcclusionDictionaryHeader;
     try {
-      header = JSON.parse(readFileSync(headerFile, 'utf8')) as OcclusionDictionaryHeader;
+      header = JSON.parse(headerBytes.toString('utf8')) as OcclusionDictionaryHeader;
     } catch (err) {
       throw new Error(`occlusion masks: ${headerFile} is not valid JSON: ${(err as Error).message}`);
     }
@@ -178,7 +182,6 @@ export class OcclusionDictionary {
           `not to ${embedder.name} (sha256 ${embedder.sha256.slice(0, 12)}…): rebuild them for this variant (npm run models:occlusion -- --model ${embedder.name})`,
       );
     }
-    const bytes = readFileSync(blobFile);
     if (bytes.length !== header.floats * 4) throw new Error(`occlusion masks: ${blobFile} has ${bytes.length} bytes, header says ${header.floats} floats`);
     const blob = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
     return new OcclusionDictionary(header, blob, headerFile);
@@ -192,13 +195,19 @@ export class OcclusionDictionary {
     const info = entry.occlusion;
     if (!info) return undefined;
     const path = join(modelsDir, info.path);
-    for (const [ext, want] of [['json', info.sha256.json], ['bin', info.sha256.bin]] as const) {
+    const read = (ext: 'json' | 'bin', want: string): Buffer => {
       const file = `${path}.${ext}`;
       if (!existsSync(file)) throw new Error(`occlusion masks of ${entry.name}: ${file} not found (rebuild: ${info.command})`);
-      const got = createHash('sha256').update(readFileSync(file)).digest('hex');
-      if (got !== want) throw new Error(`occlusion masks of ${entry.name}: sha256 of ${file} differs from models/manifest.json (rebuild: ${info.command})`);
-    }
-    return OcclusionDictionary.load(path, entry);
+      const bytes = readFileSync(file);
+      if (createHash('sha256').update(bytes).digest('hex') !== want) throw new Error(`occlusion masks of ${entry.name}: sha256 of ${file} differs from models/manifest.json (rebuild: ${info.command})`);
+      return bytes;
+    };
+    return OcclusionDictionary.fromFiles(`${path}.json`, read('json', info.sha256.json), `${path}.bin`, read('bin', info.sha256.bin), entry);
+  }
+
+  /** The embedder variant the masks belong to. */
+  get embedderName(): string {
+    return this.header.embedder.name;
   }
 
   get featureShape(): readonly [number, number, number] {
@@ -211,8 +220,11 @@ export class OcclusionDictionary {
     }
   }
 
-  /** Chip-oriented map: the chip's own, averaged with the mirror image's map mirrored back. */
-  private oriented(features: Float32Array, mirrorFeatures?: Float32Array): Float32Array {
+  /**
+   * The map the masks and the classifier read: the chip's own, averaged with the mirror image's map
+   * mirrored back. Compute it once per face and pass it to predictOriented / maskedEmbeddingOriented.
+   */
+  orient(features: Float32Array, mirrorFeatures?: Float32Array): Float32Array {
     this.checkFeatures(features, 'feature map');
     if (mirrorFeatures) this.checkFeatures(mirrorFeatures, 'mirror feature map');
     return orientedFeatures(features, mirrorFeatures, this.featureShape);
@@ -239,7 +251,12 @@ export class OcclusionDictionary {
 
   /** Which occlusion pattern the face shows, from its feature map (a linear least-squares classifier). */
   predict(features: Float32Array, mirrorFeatures?: Float32Array): OcclusionPrediction {
-    const x = this.oriented(features, mirrorFeatures);
+    return this.predictOriented(this.orient(features, mirrorFeatures));
+  }
+
+  /** predict() on a map from orient(). */
+  predictOriented(x: Float32Array): OcclusionPrediction {
+    this.checkFeatures(x, 'oriented feature map');
     const { classes, offsets, minScore } = this.header.classifier;
     const f = this.featureCount;
     const scores = classifierOutputs(
@@ -261,9 +278,15 @@ export class OcclusionDictionary {
 
   /** The face's embedding in `pattern`'s space (unit length); compare it with gallery embeddings made the same way. */
   maskedEmbedding(pattern: string, features: Float32Array, mirrorFeatures?: Float32Array): Float32Array {
+    return this.maskedEmbeddingOriented(pattern, this.orient(features, mirrorFeatures));
+  }
+
+  /** maskedEmbedding() on a map from orient(). */
+  maskedEmbeddingOriented(pattern: string, x: Float32Array): Float32Array {
     const p = this.patterns.get(pattern);
     if (!p) throw new Error(`occlusion masks: no pattern "${pattern}" (have ${[...this.patterns.keys()].join(', ')})`);
-    return projectMasked(p, this.oriented(features, mirrorFeatures));
+    this.checkFeatures(x, 'oriented feature map');
+    return projectMasked(p, x);
   }
 }
 
@@ -286,26 +309,23 @@ export function projectMasked(p: Pick<OcclusionPattern, 'keep' | 'mean' | 'proje
   const f = oriented.length;
   const dims = p.blocks.reduce((s, b) => s + b.size, 0);
   if (p.keep.length !== f || p.projection.length !== f * dims) throw new Error(`occlusion masks: a map of ${f} values does not fit a pattern of ${p.keep.length} elements × ${dims} outputs`);
-  const plain = new Float64Array(dims);
-  const centred = new Float64Array(dims);
-  for (let i = 0; i < f; i++) {
-    const x = (oriented[i] as number) * (p.keep[i] as number);
-    const c = x - (p.mean[i] as number);
-    const row = i * dims;
-    for (let k = 0; k < dims; k++) {
-      const w = p.projection[row + k] as number;
-      plain[k] = (plain[k] as number) + x * w;
-      centred[k] = (centred[k] as number) + c * w;
-    }
-  }
+  const masked = new Float64Array(f);
+  for (let i = 0; i < f; i++) masked[i] = (oriented[i] as number) * (p.keep[i] as number);
   const out = new Float32Array(dims);
   let start = 0;
   for (const b of p.blocks) {
-    const src = b.centred ? centred : plain;
+    // Each block reads the masked map itself, or centred on the pattern's mean: one pass per block.
+    const acc = new Float64Array(b.size);
+    for (let i = 0; i < f; i++) {
+      const x = b.centred ? (masked[i] as number) - (p.mean[i] as number) : (masked[i] as number);
+      if (x === 0) continue;
+      const row = i * dims + start;
+      for (let k = 0; k < b.size; k++) acc[k] = (acc[k] as number) + x * (p.projection[row + k] as number);
+    }
     let norm = 0;
-    for (let k = start; k < start + b.size; k++) norm += (src[k] as number) ** 2;
-    const s = b.weight / (Math.sqrt(norm) || 1);
-    for (let k = start; k < start + b.size; k++) out[k] = (src[k] as number) * s;
+    for (let k = 0; k < b.size; k++) norm += (acc[k] as number) ** 2;
+    const scale = b.weight / (Math.sqrt(norm) || 1);
+    for (let k = 0; k < b.size; k++) out[start + k] = (acc[k] as number) * scale;
     start += b.size;
   }
   return out;

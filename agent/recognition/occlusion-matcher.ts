@@ -62,12 +62,15 @@ export class OcclusionAwareMatcher {
 
   match(face: FaceEmbeddingResult): OcclusionMatch {
     const dictionary = this.dictionary;
-    if (!dictionary || !face.features) return { ...this.plain.match(face.embedding), masked: false };
-    const occlusion = dictionary.predict(face.features, face.mirrorFeatures);
+    // Masks belong to one embedder: a face embedded by another (the runtime moved to a variant
+    // under GPU pressure) takes the plain path.
+    if (!dictionary || !face.features || face.model !== dictionary.embedderName) return { ...this.plain.match(face.embedding), masked: false };
+    const oriented = dictionary.orient(face.features, face.mirrorFeatures);
+    const occlusion = dictionary.predictOriented(oriented);
+    const masked = occlusion.pattern === FACE_MASK_PATTERN;
     const matcher = occlusion.pattern === CLEAN_PATTERN ? undefined : this.byPattern.get(occlusion.pattern);
     // A pattern whose gallery is empty (identities enrolled before the masks) falls back to the plain path.
-    if (!matcher || matcher.size === 0) return { ...this.plain.match(face.embedding), occlusion, masked: occlusion.pattern === FACE_MASK_PATTERN };
-    const masked = dictionary.maskedEmbedding(occlusion.pattern, face.features, face.mirrorFeatures);
-    return { ...matcher.match(masked), occlusion, masked: occlusion.pattern === FACE_MASK_PATTERN };
+    if (!matcher || matcher.size === 0) return { ...this.plain.match(face.embedding), occlusion, masked };
+    return { ...matcher.match(dictionary.maskedEmbeddingOriented(occlusion.pattern, oriented)), occlusion, masked };
   }
 }

@@ -10,7 +10,7 @@ import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { maskedScore, pickCentralFace, runVerificationEval } from '../../agent/evaluation/run-eval.js';
+import { countPatterns, maskedScore, pickCentralFace, runVerificationEval } from '../../agent/evaluation/run-eval.js';
 import { kFoldVerification, type ScoredPair, tarAtFar, type VerificationReport } from '../../agent/evaluation/verification.js';
 import { modelsDir } from '../../agent/paths.js';
 import { euclideanDistance, type FaceEmbeddingResult } from '../../agent/recognition/embedder.js';
@@ -95,19 +95,11 @@ export async function maskedIdentification(analyzer: FaceAnalyzer, dir: string, 
     log(`masked set: ${name} done`);
   }
   const masks = analyzer.occlusion;
-  const probePatterns: Record<string, number> = {};
   // Distance matrices (probe × gallery): plain distances, and with masks the log10 FAR of each
   // pair's distance in the space the probe's predicted occlusion chooses (see maskedScore).
   const plainD = probes.map((p) => gallery.map((g) => euclideanDistance(p.face.embedding, g.face.embedding)));
-  const maskedD = masks
-    ? probes.map((p) => {
-        const seen: Record<string, number> = {};
-        const row = gallery.map((g) => maskedScore(masks, g.face, p.face, seen));
-        const pattern = Object.keys(seen)[0] ?? CLEAN_PATTERN;
-        probePatterns[pattern] = (probePatterns[pattern] ?? 0) + 1;
-        return row;
-      })
-    : undefined;
+  const maskedD = masks ? probes.map((p) => gallery.map((g) => maskedScore(masks, g.face, p.face))) : undefined;
+  const probePatterns = masks ? countPatterns(masks, probes.map((p) => p.face)) : {};
   // Rank-1 over the whole gallery; verification on balanced pairs (every genuine masked × unmasked
   // pair and as many impostor pairs, spread evenly over the other people's photos, LFW-style), with
   // 5 folds by probe so a threshold is never chosen on the probe it is tested on; TAR @ FAR on all pairs.

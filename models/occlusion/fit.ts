@@ -168,34 +168,28 @@ export interface FitOptions {
 
 /** The pattern's projection matrix ([F × dims]) and blocks, from the fc and the discriminant. */
 function assemble(shape: readonly [number, number, number], lda: { mean: Float64Array; projection: Matrix }, options: FitOptions): Pick<FittedPattern, 'blocks' | 'mean' | 'projection'> {
-  const [c, h, w] = shape;
-  const f = c * h * w;
+  const f = shape[0] * shape[1] * shape[2];
   const k = lda.projection.columns;
-  const fcOut = options.fc ? options.fc.outputs : 0;
-  const useFc = options.fc !== undefined && options.fcShare > 0;
-  const dims = (useFc ? fcOut : 0) + k;
+  const fc = options.fc && options.fcShare > 0 ? plainProjection(shape, options.fc) : undefined;
+  const fcOut = fc ? (fc.blocks[0] as ProjectionBlock).size : 0;
+  const dims = fcOut + k;
+  // Columns: the embedder's fc (when fused), then the discriminant.
   const projection = new Float32Array(f * dims);
   for (let j = 0; j < f; j++) {
-    let col = 0;
-    if (useFc && options.fc) {
-      // The map's spatial mean then fc = fc applied to each element / (H·W).
-      const ch = Math.floor(j / (h * w));
-      for (let o = 0; o < fcOut; o++) projection[j * dims + o] = (options.fc.weight[ch * fcOut + o] as number) / (h * w);
-      col = fcOut;
-    }
-    for (let o = 0; o < k; o++) projection[j * dims + col + o] = lda.projection.get(j, o);
+    if (fc) projection.set(fc.projection.subarray(j * fcOut, (j + 1) * fcOut), j * dims);
+    for (let o = 0; o < k; o++) projection[j * dims + fcOut + o] = lda.projection.get(j, o);
   }
   const blocks: ProjectionBlock[] = [];
-  if (useFc) blocks.push({ size: fcOut, weight: Math.sqrt(options.fcShare), centred: false, kind: 'embedder fc on the masked map' });
-  blocks.push({ size: k, weight: Math.sqrt(useFc ? 1 - options.fcShare : 1), centred: true, kind: 'linear discriminant (LDA) on the masked map' });
+  if (fc) blocks.push({ size: fcOut, weight: Math.sqrt(options.fcShare), centred: false, kind: 'embedder fc on the masked map' });
+  blocks.push({ size: k, weight: Math.sqrt(fc ? 1 - options.fcShare : 1), centred: true, kind: 'linear discriminant (LDA) on the masked map' });
   return { blocks, mean: Float32Array.from(lda.mean), projection };
 }
 
-function maskedMatrix(data: Float32Array, faces: readonly number[], keep: Float32Array): Matrix {
+/** Rows × mask, as a matrix. */
+function maskedMatrix(rows: readonly Float32Array[], keep: Float32Array): Matrix {
   const f = keep.length;
-  const m = new Matrix(faces.length, f);
-  faces.forEach((face, r) => {
-    const src = row(data, face, f);
+  const m = new Matrix(rows.length, f);
+  rows.forEach((src, r) => {
     for (let j = 0; j < f; j++) m.set(r, j, (src[j] as number) * (keep[j] as number));
   });
   return m;
@@ -305,12 +299,8 @@ export function fitPattern(
   let best: { fitted: FittedPattern; accuracy: number; far: number[] } | undefined;
   for (const dropped of options.dropFractions) {
     const keep = keepMask(scores, dropped);
-    const cleanM = maskedMatrix(clean, train.map((s) => s.face), keep);
-    const occM = new Matrix(train.length, f);
-    train.forEach((s, r) => {
-      const src = occ(s);
-      for (let j = 0; j < f; j++) occM.set(r, j, (src[j] as number) * (keep[j] as number));
-    });
+    const cleanM = maskedMatrix(train.map((s) => row(clean, s.face, f)), keep);
+    const occM = maskedMatrix(train.map(occ), keep);
     const started = Date.now();
     const lda = fitDiscriminant(cleanM, occM, options.ridge, options.ldaDims);
     const fitted: FittedPattern = {
