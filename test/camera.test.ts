@@ -48,6 +48,28 @@ async function waitFor(what: string, predicate: () => boolean, timeoutMs: number
   }
 }
 
+/** What a timeout should report: each camera's stats, each server's liveness and stderr, the last warnings. */
+function rtspState(cams: Record<string, { source: CameraSource; frames: Frame[] }>, servers: Record<string, RtspServer>, entries: readonly LogEntry[]): () => string {
+  return () =>
+    JSON.stringify({
+      cameras: Object.fromEntries(Object.entries(cams).map(([k, c]) => [k, { ...c.source.stats(), frames: c.frames.length }])),
+      servers: Object.fromEntries(Object.entries(servers).map(([k, v]) => [k, { alive: v.alive, crashes: v.crashes, stderr: v.stderr.slice(-500) }])),
+      log: entries.filter((e) => e.level >= 40).slice(-6).map(({ camera: cam, msg, error, ffmpeg, stderr }) => ({ cam, msg, error, ffmpeg, stderr })),
+    });
+}
+
+/**
+ * A camera on a healthy stream never reconnects by itself: every reconnect must follow a fault the
+ * test RTSP server reported (under heavy load GStreamer's server sometimes answers 503 or dies, and
+ * is relaunched; see test/support/rtsp-server.ts).
+ */
+function assertOnlyServerFaults(source: CameraSource, entries: readonly LogEntry[]): void {
+  const name = source.stats().camera;
+  const failures = entries.filter((e) => e.camera === name && e.msg === 'camera failed: restarting ffmpeg after backoff');
+  assert.equal(source.stats().reconnects, failures.length);
+  for (const f of failures) assert.match(String(f.error), /Server returned 5XX|Connection refused/, `camera ${name} reconnected after a fault of its own`);
+}
+
 const mean = (data: Uint8Array): number => {
   let sum = 0;
   for (let i = 0; i < data.length; i += 7) sum += data[i] ?? 0;
@@ -222,11 +244,11 @@ describe('RTSP sources', { skip: rtspMissing }, () => {
     const { logger, entries } = memoryLogger();
     const tcp = camera({ name: 'tcp', url: server.url, fps: 5 }, logger, FAST);
     const udp = camera({ name: 'udp', url: server.url, fps: 5, transport: 'udp' }, logger, FAST);
-    await waitFor('10 frames on each camera', () => tcp.frames.length >= 10 && udp.frames.length >= 10, 15_000);
+    await waitFor('10 frames on each camera', () => tcp.frames.length >= 10 && udp.frames.length >= 10, 25_000, rtspState({ tcp, udp }, { server }, entries));
     for (const { source, frames } of [tcp, udp]) {
       assert.equal(frames[0]?.data.length, W * H * 3);
       assert.equal(source.stats().state, 'streaming');
-      assert.equal(source.stats().reconnects, 0);
+      assertOnlyServerFaults(source, entries);
     }
     const spawned = entries.filter((e) => e.msg === 'spawning ffmpeg').map((e) => (e.args as string[]).join(' '));
     assert.ok(spawned.some((a) => a.includes('-rtsp_transport tcp')));
@@ -241,12 +263,7 @@ describe('RTSP sources', { skip: rtspMissing }, () => {
     const { logger, entries } = memoryLogger();
     const camA = camera({ name: 'a', url: a.url, fps: 5 }, logger, { ...FAST, healthyResetMs: 1_500 });
     const camB = camera({ name: 'b', url: b.url, fps: 5 }, logger, FAST);
-    const state = (): string =>
-      JSON.stringify({
-        a: { ...camA.source.stats(), server: { alive: a.alive, stderr: a.stderr.slice(-500) } },
-        b: { ...camB.source.stats(), server: { alive: b.alive, stderr: b.stderr.slice(-500) } },
-        log: entries.filter((e) => e.level >= 40).slice(-6).map(({ camera: cam, msg, error, ffmpeg, stderr }) => ({ cam, msg, error, ffmpeg, stderr })),
-      });
+    const state = rtspState({ a: camA, b: camB }, { a, b }, entries);
     await waitFor('both cameras streaming', () => camA.frames.length >= 5 && camB.frames.length >= 5, 25_000, state);
 
     await a.kill();
@@ -269,7 +286,7 @@ describe('RTSP sources', { skip: rtspMissing }, () => {
     assert.equal(again?.retryInMs, 200);
 
     const sb = camB.source.stats();
-    assert.equal(sb.reconnects, 0);
+    assertOnlyServerFaults(camB.source, entries);
     assert.equal(sb.stalls, 0);
     assert.equal(sb.state, 'streaming');
     assert.ok(sb.framesIn > bBefore + 5, 'camera b kept streaming');

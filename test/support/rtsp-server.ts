@@ -32,6 +32,8 @@ export interface RtspServer {
   readonly alive: boolean;
   /** The running (or last) server process's recent stderr. */
   readonly stderr: string;
+  /** Times the server died unasked and was relaunched on its port. */
+  readonly crashes: number;
   /** Graceful stop (SIGTERM); resolves when the process has exited. */
   stop(): Promise<void>;
   /** SIGKILL, like a crash; resolves when the process has exited. */
@@ -159,6 +161,32 @@ export async function startRtspServer(options: RtspServerOptions): Promise<RtspS
   const first = await launchChecked(options.video, options.port ?? 0, mount, timeoutMs);
   let running: Running | undefined = first.running;
   const port = first.port;
+  let crashes = 0;
+  // GStreamer's RTSP server can abort under load (gst_rtsp_media_get_rates: assertion failed, seen
+  // on a busy CI machine): a server that dies unasked is relaunched on its port, like a camera
+  // rebooting; the cameras under test reconnect on their own. stop/kill/restart clear `running`
+  // first, so they are never undone.
+  const supervise = (r: Running): void => {
+    void r.exited.then(async () => {
+      if (running !== r) return;
+      crashes++;
+      for (let attempt = 0; attempt < 20 && running === r; attempt++) {
+        try {
+          const next = (await launch(options.video, port, mount, timeoutMs)).running;
+          if (running !== r) {
+            next.child.kill('SIGKILL');
+            return;
+          }
+          running = next;
+          supervise(next);
+          return;
+        } catch {
+          await sleep(250);
+        }
+      }
+    });
+  };
+  supervise(first.running);
 
   const signalAndWait = async (signal: NodeJS.Signals): Promise<void> => {
     const r = running;
@@ -183,6 +211,9 @@ export async function startRtspServer(options: RtspServerOptions): Promise<RtspS
     get stderr() {
       return running?.stderr() ?? '';
     },
+    get crashes() {
+      return crashes;
+    },
     stop: () => signalAndWait('SIGTERM'),
     kill: () => signalAndWait('SIGKILL'),
     async restart() {
@@ -192,6 +223,7 @@ export async function startRtspServer(options: RtspServerOptions): Promise<RtspS
       for (let attempt = 0; attempt < 20; attempt++) {
         try {
           running = (await launch(options.video, port, mount, timeoutMs)).running;
+          supervise(running);
           return;
         } catch (err) {
           lastErr = err;

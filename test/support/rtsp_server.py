@@ -35,7 +35,9 @@ def on_media(_factory, media):
 
 factory = GstRtspServer.RTSPMediaFactory()
 factory.set_launch(f'( filesrc location="{video}" ! qtdemux ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )')
-factory.set_shared(True)
+# One media per client: a media that fails to prepare under load (503) fails that one connection,
+# and the camera's retry gets a fresh one.
+factory.set_shared(False)
 factory.connect('media-configure', on_media)
 server = GstRtspServer.RTSPServer()
 server.set_address('127.0.0.1')
