@@ -12,7 +12,7 @@ import { matchesExpected as matches, SAMPLE_PHOTO_FACES as PHOTOS } from '../age
 import { FaceAnalyzer } from '../agent/recognition/face-analyzer.js';
 import { type Box, type Point, boxHeight, boxWidth } from '../agent/vision/geometry.js';
 import { decodeImage, type RgbImage } from '../agent/vision/image.js';
-import type { DetectedFace } from '../agent/vision/mtcnn.js';
+import { type DetectedFace, MtcnnDetector, type MtcnnSessions, PUBLISHED_MTCNN_OPTIONS } from '../agent/vision/mtcnn.js';
 import { samplePath } from './support/samples.js';
 import { seededRandom } from '../agent/util/seeded-random.js';
 
@@ -139,6 +139,38 @@ describe('MTCNN detector', () => {
     // A face photo shrunk below 12 px too.
     const { data, info } = await sharp(samplePath(3)).resize(11, 8, { fit: 'fill' }).raw().toBuffer({ resolveWithObject: true });
     assert.deepEqual(await analyzer.detect({ width: info.width, height: info.height, data: new Uint8Array(data) }), []);
+  });
+
+  it('the default (tighter) NMS overlaps find the faces the published overlaps find, landmarks close on average', async () => {
+    const published = await FaceAnalyzer.create({ detector: { nms: { ...PUBLISHED_MTCNN_OPTIONS.nms } } });
+    try {
+      assert.notDeepEqual(analyzer.detector.options.nms, published.detector.options.nms);
+      const shifts: number[] = [];
+      for (const photo of PHOTOS) {
+        const img = await decodeImage(samplePath(photo.sample));
+        const [ours, theirs] = [await analyzer.detect(img), await published.detect(img)];
+        assert.equal(ours.length, theirs.length, `sample${photo.sample}: ${ours.length} faces with the default overlaps, ${theirs.length} with the published`);
+        for (const e of photo.faces) {
+          const [a, b] = [ours.find((f) => matches(f.box, e)), theirs.find((f) => matches(f.box, e))];
+          assert.ok(a && b, `sample${photo.sample} "${e.label}": found by default ${Boolean(a)}, by published ${Boolean(b)}`);
+          // Each face's largest landmark shift, in eye distances. O-Net sees a different
+          // surviving candidate box, so single faces move (up to ~0.2 on a tilted head here).
+          const eyes = Math.hypot(b.landmarks[1].x - b.landmarks[0].x, b.landmarks[1].y - b.landmarks[0].y);
+          shifts.push(Math.max(...a.landmarks.map((p, k) => Math.hypot(p.x - (b.landmarks[k]?.x ?? 0), p.y - (b.landmarks[k]?.y ?? 0)))) / eyes);
+        }
+      }
+      const mean = shifts.reduce((x, y) => x + y, 0) / shifts.length;
+      assert.ok(mean <= 0.1, `mean largest landmark shift ${mean.toFixed(3)} eye distances over ${shifts.length} faces`);
+      assert.ok(Math.max(...shifts) <= 0.3, `largest landmark shift ${Math.max(...shifts).toFixed(3)} eye distances`);
+    } finally {
+      await published.close();
+    }
+  });
+
+  it('rejects NMS overlaps outside (0, 1] with an error that names them', () => {
+    const sessions = {} as MtcnnSessions;
+    assert.throws(() => new MtcnnDetector(sessions, { nms: { pnetLevel: 0.5, pnetPyramid: 0.5, rnet: 0, onet: 0.7, regressBeforePyramid: true } }), /mtcnn\.nms overlaps must be in \(0, 1\].*"rnet":0/);
+    assert.throws(() => new MtcnnDetector(sessions, { nms: { pnetLevel: 1.5, pnetPyramid: 0.5, rnet: 0.5, onet: 0.7, regressBeforePyramid: false } }), /mtcnn\.nms/);
   });
 
   it('still finds the face of a tight crop that barely exceeds the smallest face size', async () => {

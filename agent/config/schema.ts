@@ -9,7 +9,9 @@ const score = z.number().min(0).max(1);
 const stageThresholds = z.tuple([score, score, score]);
 const D = DEFAULT_MTCNN_OPTIONS;
 
-/** MTCNN's per-stage thresholds, second pass and landmark check (agent/vision/mtcnn.ts). */
+const iou = z.number().gt(0).max(1);
+
+/** MTCNN's per-stage thresholds, second pass, landmark check and NMS overlaps (agent/vision/mtcnn.ts). */
 export const detectorSchema = z
   .object({
     thresholds: stageThresholds.default([...D.thresholds]),
@@ -19,6 +21,16 @@ export const detectorSchema = z
       .strict()
       .nullable()
       .default(D.landmarkCheck ? { ...D.landmarkCheck } : null),
+    nms: z
+      .object({
+        pnetLevel: iou.default(D.nms.pnetLevel),
+        pnetPyramid: iou.default(D.nms.pnetPyramid),
+        rnet: iou.default(D.nms.rnet),
+        onet: iou.default(D.nms.onet),
+        regressBeforePyramid: z.boolean().default(D.nms.regressBeforePyramid),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .prefault({});
