@@ -67,13 +67,13 @@ export const PUBLISHED_MTCNN_OPTIONS: Readonly<MtcnnOptions> = Object.freeze<Mtc
 /**
  * The published cascade, then — on frames where it finds nothing — a pass at 0.4/0.3/0.2 with the
  * landmark check. Chosen with `npm run eval:detector` (models/README.md, "Detection under
- * occlusion"): on 500-probe samples Mask-LFW misses 10.8% → 4.6%, Sunglasses-LFW 0.6% → 0.0%,
+ * occlusion"): on 500-probe samples Mask-LFW misses 11.2% → 4.0%, Sunglasses-LFW 0.8% → 0.4%,
  * clean LFW unchanged; no false face on the demo-style video (the second pass runs only on its grey
  * frames there). Run alone, the loose pass finds ~0.9 false faces per frame of the sample photos.
- * NMS after P-Net's pyramid and after R-Net at IoU 0.5 instead of the published 0.7: on the
- * 5-face benchmark frame R-Net gets 114 candidates instead of 159 and O-Net 13 instead of 40
- * (MTCNN 5 faces ~47 → ~32 ms here), LFW pairs-dev accuracy 98.73% → 98.70% (one pair), no face
- * lost (`npm run bench:models`, `facegate eval`, models/README.md).
+ * The first pass suppresses at IoU 0.5 after P-Net's pyramid (boxes regressed first) and after
+ * R-Net, instead of the published 0.7 (raw windows): on the 5-face benchmark frame R-Net gets 83
+ * candidates instead of 159 and O-Net 11 instead of 40, no face lost on the sample photos or LFW,
+ * LFW pairs-dev accuracy 98.73% → 98.90% (`npm run bench:models`, `facegate eval`).
  */
 export const DEFAULT_MTCNN_OPTIONS: Readonly<MtcnnOptions> = Object.freeze<MtcnnOptions>({
   ...PUBLISHED_MTCNN_OPTIONS,
