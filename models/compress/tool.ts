@@ -62,8 +62,9 @@ export interface PruneRequest {
   method: PruneMethod;
   calib?: string;
   calibCount?: number;
-  /** reconstruct: channel selection (default greedy) and the head/fc re-fit (default on). */
+  /** reconstruct: channel selection (default greedy), rows per block (default 20000), head/fc re-fit (default off). */
   selection?: ReconstructOptions['selection'];
+  samples?: number;
   head?: boolean;
   out: string;
   /** The command line recorded in the manifest. */
@@ -105,8 +106,9 @@ export async function pruneRegistered(req: PruneRequest): Promise<ModelEntry> {
     }
     const extra = { metadata: { ...metadata, calibration: calibration ?? '' } };
     // The benchmark caches the variants it builds (same recipe → same bytes); reuse one if present.
-    const options: ReconstructOptions = { log, selection: req.selection ?? 'greedy', head: req.head ?? true };
-    const recipe = options.selection === 'greedy' && options.head ? RECONSTRUCT_RECIPE : `${RECONSTRUCT_RECIPE}:${options.selection}:${options.head ? 'head' : 'no-head'}`;
+    const options: ReconstructOptions = { log, selection: req.selection ?? 'greedy', maxSamples: req.samples ?? 20000, head: req.head ?? false };
+    const isDefault = options.selection === 'greedy' && options.maxSamples === 20000 && !options.head;
+    const recipe = isDefault ? RECONSTRUCT_RECIPE : `${RECONSTRUCT_RECIPE}:${options.selection}:${options.maxSamples}:${options.head ? 'head' : 'no-head'}`;
     const key = variantKey(bytes, req.ratios, req.method, calibration ?? '', recipe);
     const dir = join(CACHE_DIR, 'variants');
     const hit = existsSync(dir) ? readdirSync(dir).find((f) => f.endsWith(`-${key}.onnx`)) : undefined;
