@@ -152,8 +152,10 @@ export async function pruneRegistered(req: PruneRequest): Promise<ModelEntry> {
       ...(reused ? {} : { seconds: Number(seconds.toFixed(1)) }),
     },
   };
-  // The threshold measured for the parent does not carry over to a pruned network.
+  // The threshold measured for the parent does not carry over to a pruned network, nor do its
+  // occlusion masks (fitted to the parent's features; the loader refuses them for another model).
   delete entry.threshold;
+  delete entry.occlusion;
   if (old?.threshold !== undefined && old.sha256 === entry.sha256) entry.threshold = old.threshold;
   writeManifest([entry]);
   log(`wrote ${file}: ${(entry.bytes / 1e6).toFixed(2)} MB, ${stats.params} params, ${(stats.macs / 1e6).toFixed(1)} M MACs (${parent.name}: ${parent.params ?? '?'} params, ${((parent.macs ?? 0) / 1e6).toFixed(1)} M MACs) in ${seconds.toFixed(1)} s`);
