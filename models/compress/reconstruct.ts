@@ -63,6 +63,9 @@ export interface ReconstructOptions {
   /**
    * Before a block's conv2, re-fit its conv1 (all filters, weights + bias) so its pre-activation
    * output on the PRUNED network's block input matches the unpruned network's (default false).
+   * Measured at ratio 0.5 (1468 faces, 20000 rows, greedy): lower block errors but 97.50% vs 97.87%
+   * on LFW pairs-dev; conv256_down_out's conv1 has 2305 unknowns for 2936 rows (one position per
+   * chip) and overfits there.
    */
   refitConv1?: boolean;
   log?: (line: string) => void;
