@@ -195,16 +195,20 @@ export function buildCli(): Command {
     .option('--ratios-per-block <file>', 'JSON {"<block>": ratio} (e.g. from `models sensitivity`)')
     .option('--method <method>', 'l1 (rank filters by L1 norm) or reconstruct (choose channels and re-fit conv2 by least squares on calibration faces)', 'l1')
     .option('--calib <dir>', 'calibration faces for reconstruct: an LFW-layout folder (people in no pair) or a folder of photos', join('..', 'shared', 'data', 'lfw'))
-    .option('--calib-count <n>', 'calibration images', positiveNumber, 300)
+    .option('--calib-count <n>', 'calibration images (LFW layout: at most one per person in no pair, 1468)', positiveNumber, 1500)
+    .option('--selection <how>', 'reconstruct: kept channels chosen by greedy least-squares elimination (greedy) or by each channel\'s contribution (contribution)', 'greedy')
+    .option('--samples <n>', 'reconstruct: most sampled output positions (regression rows) per block', positiveNumber, 20000)
+    .option('--head-refit', 'reconstruct: also re-fit the embedding layer (head/fc) to the unpruned network\'s embeddings (not a measured gain on LFW)')
     .option('--default', 'make the result the default embedder')
     .requiredOption('--out <name>', 'name of the new model')
-    .action(async (flags: { model: string; ratio?: number; ratiosPerBlock?: string; method: string; calib: string; calibCount: number; default?: boolean; out: string }) => {
+    .action(async (flags: { model: string; ratio?: number; ratiosPerBlock?: string; method: string; calib: string; calibCount: number; selection: string; samples: number; headRefit?: boolean; default?: boolean; out: string }) => {
       if ((flags.ratio === undefined) === (flags.ratiosPerBlock === undefined)) throw new Error('give exactly one of --ratio and --ratios-per-block');
       if (flags.method !== 'l1' && flags.method !== 'reconstruct') throw new Error(`--method must be l1 or reconstruct, got "${flags.method}"`);
+      if (flags.selection !== 'greedy' && flags.selection !== 'contribution') throw new Error(`--selection must be greedy or contribution, got "${flags.selection}"`);
       const { pruneRegistered, readRatiosFile, setDefaultEmbedder } = await import('../models/compress/tool.js');
       const ratios = flags.ratio ?? readRatiosFile(flags.ratiosPerBlock as string);
-      const command = ['facegate models prune', `--model ${flags.model}`, flags.ratio !== undefined ? `--ratio ${flags.ratio}` : `--ratios-per-block ${flags.ratiosPerBlock}`, `--method ${flags.method}`, ...(flags.method === 'reconstruct' ? [`--calib ${flags.calib}`, `--calib-count ${flags.calibCount}`] : []), `--out ${flags.out}`].join(' ');
-      const entry = await pruneRegistered({ model: flags.model, ratios, method: flags.method, calib: flags.calib, calibCount: flags.calibCount, out: flags.out, command, log: (line) => log.info(line) });
+      const command = ['facegate models prune', `--model ${flags.model}`, flags.ratio !== undefined ? `--ratio ${flags.ratio}` : `--ratios-per-block ${flags.ratiosPerBlock}`, `--method ${flags.method}`, ...(flags.method === 'reconstruct' ? [`--calib ${flags.calib}`, `--calib-count ${flags.calibCount}`, `--selection ${flags.selection}`, `--samples ${flags.samples}`, ...(flags.headRefit ? ['--head-refit'] : [])] : []), `--out ${flags.out}`].join(' ');
+      const entry = await pruneRegistered({ model: flags.model, ratios, method: flags.method, calib: flags.calib, calibCount: flags.calibCount, selection: flags.selection, samples: flags.samples, head: flags.headRefit === true, out: flags.out, command, log: (line) => log.info(line) });
       if (flags.default) setDefaultEmbedder(entry.name);
       printJson({ name: entry.name, file: entry.file, bytes: entry.bytes, params: entry.params, macs: entry.macs, sha256: entry.sha256, pruning: entry.pruning, default: flags.default === true || entry.default });
     });

@@ -12,12 +12,15 @@ import { FaceAnalyzer } from '../agent/recognition/face-analyzer.js';
 import type { Point } from '../agent/vision/geometry.js';
 import type { RgbImage } from '../agent/vision/image.js';
 import { type ChipSet, chipBatch, concatChips } from '../models/compress/activations.js';
-import { cholesky, choleskySolve } from '../models/compress/linalg.js';
+import { accumulateGram, cholesky, choleskySolve, solveNormalEquations, subMatrix, symmetrize } from '../models/compress/linalg.js';
 import { mirrorChips } from '../models/compress/lfw.js';
 import { buildLResNet50EIR } from '../models/compress/lresnet50e-ir.js';
 import { findBlocks, l1Norms, prunedCount, pruneL1 } from '../models/compress/prune.js';
+import { centredError, refitHead } from '../models/compress/head.js';
 import { blockOutputError, pruneReconstruct } from '../models/compress/reconstruct.js';
+import { greedyKeep, spdInverse } from '../models/compress/select.js';
 import { GraphBuilder, type Initializer } from '../models/onnx/graph-builder.js';
+import { seededRandom } from '../agent/util/seeded-random.js';
 import { samplePath } from './support/samples.js';
 
 let original: Uint8Array;
@@ -154,6 +157,58 @@ describe('linear algebra', () => {
   });
 });
 
+describe('greedy channel selection', () => {
+  it('inverts a symmetric positive definite matrix', () => {
+    const a = Float64Array.from([4, 12, -16, 12, 37, -43, -16, -43, 98]);
+    const h = spdInverse(a, 3);
+    for (let i = 0; i < 3; i++) {
+      for (let j = 0; j < 3; j++) {
+        const v = [0, 1, 2].reduce((s, k) => s + (a[i * 3 + k] as number) * (h[k * 3 + j] as number), 0);
+        assert.ok(Math.abs(v - (i === j ? 1 : 0)) < 1e-9, `(A·A⁻¹)[${i}][${j}] = ${v}`);
+      }
+    }
+  });
+
+  it('drops a duplicated channel that the contribution score keeps, with a lower re-fit error', () => {
+    // 6 channels × 2 taps; channel 1 copies channel 0 (plus a little noise). The target leans on
+    // channels 0/1 (equally) and on 2 and 3; keeping 3 channels, the best set has one of 0/1.
+    const inner = 6;
+    const kk = 2;
+    const n = inner * kk + 1;
+    const cout = 2;
+    const random = seededRandom(3);
+    const gauss = (): number => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+    const g = new Float64Array(n * n);
+    const aty = new Float64Array(n * cout);
+    const a = new Float64Array(n);
+    let ySq = 0;
+    for (let r = 0; r < 400; r++) {
+      for (let i = 0; i < n - 1; i++) a[i] = gauss();
+      a[2] = (a[0] as number) + 0.01 * gauss();
+      a[3] = (a[1] as number) + 0.01 * gauss();
+      a[n - 1] = 1;
+      const y = [a[0] as number + (a[2] as number) + 0.8 * (a[4] as number) + 0.8 * (a[6] as number), (a[1] as number) + (a[3] as number) - 0.8 * (a[5] as number) + 0.8 * (a[7] as number)];
+      accumulateGram(g, a, n);
+      for (let i = 0; i < n; i++) for (let o = 0; o < cout; o++) aty[i * cout + o] = (aty[i * cout + o] as number) + (a[i] as number) * (y[o] as number);
+      ySq += (y[0] as number) ** 2 + (y[1] as number) ** 2;
+    }
+    symmetrize(g, n);
+    // The error of re-fitting on a kept set: Σy² − Σ_o rᵀx.
+    const refitError = (keep: number[]): number => {
+      const idx = [...keep.flatMap((c) => [c * kk, c * kk + 1]), n - 1];
+      const rhs = Array.from({ length: cout }, (_, o) => Float64Array.from(idx, (i) => aty[i * cout + o] as number));
+      const x = solveNormalEquations(subMatrix(g, n, idx), idx.length, rhs, 1e-6);
+      return ySq - rhs.reduce((s, r, o) => s + r.reduce((t, v, i) => t + v * ((x[o] as Float64Array)[i] as number), 0), 0);
+    };
+    const greedy = greedyKeep(g, n, aty, cout, inner, kk, 3, 1e-6);
+    assert.equal(greedy.length, 3);
+    assert.equal(greedy.filter((c) => c < 2).length, 1, `kept ${greedy.join(',')}`);
+    assert.ok(greedy.includes(2) && greedy.includes(3), `kept ${greedy.join(',')}`);
+    // Contribution-style choice (the two heaviest channels are the duplicates) fits worse.
+    assert.ok(refitError(greedy) < 0.5 * refitError([0, 1, 2]), `greedy ${refitError(greedy)} vs [0,1,2] ${refitError([0, 1, 2])}`);
+  });
+});
+
 describe('reconstruction', () => {
   it('lowers the block output error compared with plain L1 on held-out faces', async (t) => {
     // Faces alternate between the calibration and the held-out set; each face with its shifts and
@@ -172,6 +227,55 @@ describe('reconstruction', () => {
     }
     // And on the calibration set the re-fit beats the sliced weights with the same channels.
     for (const b of rec.blocks) assert.ok(b.errRefit < b.errSlice);
+  });
+
+  it('re-fitting the embedding layer lowers the embedding error vs the unpruned network on held-out chips', async (t) => {
+    // A small network of the dlib layout (conv → ReLU → spatial mean → head/fc) and a "pruned"
+    // copy whose conv weights are perturbed; chips the test generates (random colour + texture).
+    // The sample photos hold too few faces (~20) for a 257×128 fit: on them the re-fit overfits
+    // (pruneReconstruct skips it below 4 calibration chips per unknown).
+    const random = seededRandom(11);
+    const gauss = (): number => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+    const [c, d, m] = [3, 24, 8];
+    const conv = Float32Array.from({ length: d * c }, () => gauss() / 100);
+    const bias = Float32Array.from({ length: d }, () => gauss() / 2);
+    const fc = Float32Array.from({ length: d * m }, () => gauss());
+    const build = (w: Float32Array): Uint8Array => {
+      const g = new GraphBuilder('tiny');
+      const input = g.input('input', ['batch', c, 8, 8]);
+      const x = g.op('Relu', [g.conv(input, g.initializer('conv/weight', w, [d, c, 1, 1]), g.initializer('conv/bias', bias, [d]), { kernelShape: [1, 1] }, 'conv')], {}, 'relu');
+      const pooled = g.op('ReduceMean', [x], { axes: [2, 3], keepdims: 0 }, 'head/mean');
+      g.output(g.op('MatMul', [pooled, g.initializer('head/fc/weight', fc, [d, m])], {}, 'head/fc'), 'embedding', ['batch', m]);
+      return g.toBytes({});
+    };
+    const teacher = build(conv);
+    const student = build(Float32Array.from(conv, (v) => v + gauss() / 150));
+    const chipsOf = (count: number): ChipSet => {
+      const data = new Uint8Array(count * 8 * 8 * 3);
+      for (let i = 0; i < count; i++) {
+        const base = [0, 1, 2].map(() => 40 + 170 * random());
+        for (let p = 0; p < 64; p++) for (let k = 0; k < 3; k++) data[(i * 64 + p) * 3 + k] = Math.max(0, Math.min(255, Math.round((base[k] as number) + 30 * gauss())));
+      }
+      return { width: 8, height: 8, count, data };
+    };
+    const calibSet = chipsOf(400);
+    const held = chipsOf(200);
+    const { bytes: refit, report } = await refitHead(teacher, student, calibSet);
+    const run = async (bytes: Uint8Array): Promise<Float64Array> => {
+      const s = await createSession('t', bytes);
+      try {
+        return Float64Array.from((await s.run({ input: { data: chipBatch(held, 0, held.count), dims: [held.count, c, 8, 8] } })).embedding?.data as Float32Array);
+      } finally {
+        await s.release();
+      }
+    };
+    const target = await run(teacher);
+    const before = centredError(await run(student), target, held.count, m);
+    const after = centredError(await run(refit), target, held.count, m);
+    t.diagnostic(`embedding error (centred, relative): calibration ${report.errBefore.toFixed(4)} → ${report.errAfter.toFixed(4)} (${report.samples} chips), held-out ${before.toFixed(4)} → ${after.toFixed(4)} (${held.count} chips)`);
+    assert.ok(before > 0.05, `the perturbation should matter (held-out error ${before.toFixed(4)})`);
+    assert.ok(report.errAfter < report.errBefore);
+    assert.ok(after < 0.5 * before, `held-out embedding error ${before.toFixed(4)} → ${after.toFixed(4)}`);
   });
 });
 

@@ -23,7 +23,7 @@ import { type BlockRatios, pruneL1, type PruneMethod } from './prune.js';
 import { pruneReconstruct } from './reconstruct.js';
 import sharp from 'sharp';
 import { lineChartSvg } from './sensitivity.js';
-import { DEFAULT_CALIB_COUNT, loadCalibration, readRatiosFile } from './tool.js';
+import { DEFAULT_CALIB_COUNT, loadCalibration, readRatiosFile, variantKey } from './tool.js';
 
 const RATIOS = [0, 0.1, 0.2, 0.3, 0.4, 0.5];
 const METHODS: PruneMethod[] = ['l1', 'reconstruct'];
@@ -151,7 +151,7 @@ async function main(): Promise<void> {
   variants.push({ name: 'dlib-resnet', ratio: 0, method: 'none', bytes: original, pruneSeconds: null });
   const timings = readJson<Record<string, number>>(join(CACHE_DIR, 'prune-seconds.json'), {});
   for (const rec of recipes) {
-    const key = sha(new TextEncoder().encode(JSON.stringify([sha(original), rec.ratios, rec.method, calib.label, 'v1']))).slice(0, 16);
+    const key = variantKey(original, rec.ratios, rec.method, calib.label);
     const file = join(CACHE_DIR, 'variants', `${rec.name}-${key}.onnx`);
     let bytes: Uint8Array;
     if (existsSync(file)) bytes = new Uint8Array(readFileSync(file));
@@ -343,7 +343,7 @@ function writeReadme(rows: Row[], lresnet: LResNetRow[], env: Record<string, str
     );
   }
   lines.push(
-    'How the variants are made (`models/compress/`): `l1` ranks each block\'s conv1 filters by L1 norm (conv bias and scale are folded into the weights) and removes the lowest with conv2\'s matching input channels, as the paper does before retraining. `reconstruct` (no retraining) goes block by block from the input side: it runs the already-pruned network on the calibration faces (ONNX copies with the needed tensors exposed as outputs, onnxruntime), keeps the channels with the largest contribution wᶜᵀG_cc wᶜ to the block output, and re-fits conv2\'s weights and bias by ridge least squares (Float64 normal equations + Cholesky in TypeScript) so the block\'s pre-activation output matches the unpruned network\'s; blocks with ratio 0 behind pruned ones are re-fitted too. The block output channels tied to the shortcut are not pruned (stage-wide pruning of those channels is not implemented).',
+    'How the variants are made (`models/compress/`): `l1` ranks each block\'s conv1 filters by L1 norm (conv bias and scale are folded into the weights) and removes the lowest with conv2\'s matching input channels, as the paper does before retraining. `reconstruct` (no retraining) goes block by block from the input side: it runs the already-pruned network on the calibration faces (ONNX copies with the needed tensors exposed as outputs, onnxruntime), chooses the channels to keep by greedy backward elimination on the block\'s least-squares problem (each step drops the channel whose removal, with the others re-fitted, raises the error least: group Optimal Brain Surgeon updates of the inverse Gram matrix), and re-fits conv2\'s weights and bias by ridge least squares (Float64 normal equations + Cholesky in TypeScript) so the block\'s pre-activation output matches the unpruned network\'s; blocks with ratio 0 behind pruned ones are re-fitted too. Up to 20000 sampled output positions per block. (`--head-refit` also re-fits the embedding layer to the unpruned network\'s embeddings in closed form; not a measured gain, off by default.) The block output channels tied to the shortcut are not pruned (stage-wide pruning of those channels is not implemented).',
     '',
     'Latency does not follow MACs. onnxruntime\'s CPU convolutions (MLAS, channel blocks of 8) run the 29/58/115/230-channel layers that ratio 0.1 leaves slower than the unpruned 32/64/128/256 ones, so ratios 0.1–0.3 are slower than the unpruned network despite 9–27% fewer MACs; ratios that keep multiples of 8 (0.25: 24/48/96/192, 0.5: 16/32/64/128) are faster. A separate round-robin check with the same session settings (batch 1, l1 variants, kept channels per stage): 32/56/112/232 → 1.07×, 24/48/96/192 → 1.18×, 24/48/104/208 → 1.13×, 16/48/96/192 → 1.30×, 16/32/96/192 → 1.38×, 16/32/64/128 → 1.64×. With the block outputs left intact, 1.6× needs about half of every block\'s filters, where least-squares recovery without retraining still loses about 2.6 points; pruning the tied stage channels (shortcut + every block of a stage, the paper\'s other option) is not implemented here.',
     '',

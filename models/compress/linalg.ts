@@ -64,18 +64,21 @@ export function choleskySolve(l: Float64Array, n: number, b: Float64Array): void
 }
 
 /**
- * Ridge least squares from normal equations: solves (G + λ·mean(diag G)·I) x = r for each
- * right-hand side in `rhs` (each of length n). G is not modified.
+ * Ridge least squares from normal equations: solves (G + λ·mean(diag G)·I) x = r + λ·p for each
+ * right-hand side r in `rhs` (each of length n) and its prior p in `prior` (default 0: plain
+ * ridge; otherwise the solution is pulled towards p instead of 0). G is not modified.
  */
-export function solveNormalEquations(g: Float64Array, n: number, rhs: Float64Array[], ridge: number): Float64Array[] {
+export function solveNormalEquations(g: Float64Array, n: number, rhs: Float64Array[], ridge: number, prior?: readonly Float64Array[]): Float64Array[] {
   const a = Float64Array.from(g);
   let trace = 0;
   for (let i = 0; i < n; i++) trace += a[i * n + i] as number;
   const lambda = ridge * Math.max(trace / n, 1e-12);
   for (let i = 0; i < n; i++) a[i * n + i] = (a[i * n + i] as number) + lambda;
   cholesky(a, n);
-  return rhs.map((r) => {
+  return rhs.map((r, k) => {
     const x = Float64Array.from(r);
+    const p = prior?.[k];
+    if (p) for (let i = 0; i < n; i++) x[i] = (x[i] as number) + lambda * (p[i] as number);
     choleskySolve(a, n, x);
     return x;
   });

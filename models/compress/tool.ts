@@ -12,14 +12,18 @@ import type { ChipSet } from './activations.js';
 import { CACHE_DIR, calibrationChips, calibrationFiles, DEFAULT_LFW, evaluatePairs, imagesUnder, lfwPairsChips } from './lfw.js';
 import { GraphBuilder } from '../onnx/graph-builder.js';
 import { type BlockRatios, mergeInfo, pruneL1, type PruneMethod } from './prune.js';
-import { pruneReconstruct } from './reconstruct.js';
+import { pruneReconstruct, RECONSTRUCT_RECIPE, type ReconstructOptions } from './reconstruct.js';
 import { blockMacs, deriveRatios, sensitivity, sensitivitySvg, svgToPng } from './sensitivity.js';
 
-export const DEFAULT_CALIB_COUNT = 300;
+/** Calibration images: on LFW, the first image of every person in no pairs-dev pair (1468). */
+export const DEFAULT_CALIB_COUNT = 1500;
 
-/** Cache key of a pruned variant: the parent's bytes, the ratios, the method and the calibration set. */
-export function variantKey(original: Uint8Array, ratios: BlockRatios, method: PruneMethod, calibration: string): string {
-  return sha256(new TextEncoder().encode(JSON.stringify([sha256(original), ratios, method, calibration, 'v1']))).slice(0, 16);
+/**
+ * Cache key of a pruned variant: the parent's bytes, the ratios, the method, the calibration set
+ * and the reconstruct recipe (RECONSTRUCT_RECIPE with the default options).
+ */
+export function variantKey(original: Uint8Array, ratios: BlockRatios, method: PruneMethod, calibration: string, recipe = RECONSTRUCT_RECIPE): string {
+  return sha256(new TextEncoder().encode(JSON.stringify([sha256(original), ratios, method, calibration, recipe]))).slice(0, 16);
 }
 
 export function readRatiosFile(file: string): Record<string, number> {
@@ -58,6 +62,10 @@ export interface PruneRequest {
   method: PruneMethod;
   calib?: string;
   calibCount?: number;
+  /** reconstruct: channel selection (default greedy), rows per block (default 20000), head/fc re-fit (default off). */
+  selection?: ReconstructOptions['selection'];
+  samples?: number;
+  head?: boolean;
   out: string;
   /** The command line recorded in the manifest. */
   command: string;
@@ -98,7 +106,10 @@ export async function pruneRegistered(req: PruneRequest): Promise<ModelEntry> {
     }
     const extra = { metadata: { ...metadata, calibration: calibration ?? '' } };
     // The benchmark caches the variants it builds (same recipe → same bytes); reuse one if present.
-    const key = variantKey(bytes, req.ratios, req.method, calibration ?? '');
+    const options: ReconstructOptions = { log, selection: req.selection ?? 'greedy', maxSamples: req.samples ?? 20000, head: req.head ?? false };
+    const isDefault = options.selection === 'greedy' && options.maxSamples === 20000 && !options.head;
+    const recipe = isDefault ? RECONSTRUCT_RECIPE : `${RECONSTRUCT_RECIPE}:${options.selection}:${options.maxSamples}:${options.head ? 'head' : 'no-head'}`;
+    const key = variantKey(bytes, req.ratios, req.method, calibration ?? '', recipe);
     const dir = join(CACHE_DIR, 'variants');
     const hit = existsSync(dir) ? readdirSync(dir).find((f) => f.endsWith(`-${key}.onnx`)) : undefined;
     if (hit) {
@@ -107,7 +118,7 @@ export async function pruneRegistered(req: PruneRequest): Promise<ModelEntry> {
       pruned = graph.toBytes(mergeInfo(info, extra));
       reused = true;
     } else {
-      pruned = (await pruneReconstruct(bytes, req.ratios, chips, { log }, extra)).bytes;
+      pruned = (await pruneReconstruct(bytes, req.ratios, chips, options, extra)).bytes;
     }
   }
   const seconds = (performance.now() - started) / 1000;
@@ -141,8 +152,10 @@ export async function pruneRegistered(req: PruneRequest): Promise<ModelEntry> {
       ...(reused ? {} : { seconds: Number(seconds.toFixed(1)) }),
     },
   };
-  // The threshold measured for the parent does not carry over to a pruned network.
+  // The threshold measured for the parent does not carry over to a pruned network, nor do its
+  // occlusion masks (fitted to the parent's features; the loader refuses them for another model).
   delete entry.threshold;
+  delete entry.occlusion;
   if (old?.threshold !== undefined && old.sha256 === entry.sha256) entry.threshold = old.threshold;
   writeManifest([entry]);
   log(`wrote ${file}: ${(entry.bytes / 1e6).toFixed(2)} MB, ${stats.params} params, ${(stats.macs / 1e6).toFixed(1)} M MACs (${parent.name}: ${parent.params ?? '?'} params, ${((parent.macs ?? 0) / 1e6).toFixed(1)} M MACs) in ${seconds.toFixed(1)} s`);
