@@ -359,8 +359,9 @@ class Converter {
    * PReLU(x) = a·x + (1 − a)·Relu(x), written with Mul/Relu/Add: onnxruntime's CPU PRelu kernel
    * with per-channel slopes was the slowest op of all three stages (more time than the
    * convolutions), while its Mul with a [C,1,1] operand is vectorised. Exact up to float
-   * rounding; the slopes here are negative in places and above 1 in others, so no cheaper
-   * identity (max(x, a·x), PReLU after max-pooling) holds.
+   * rounding. max(x, a·x) would need one op less and holds for every slope ≤ 1, negative ones
+   * included, but P-Net's first and R-Net's first PReLU have slopes above 1 (not yet measured as a
+   * gain for the other layers); PReLU after max-pooling fails for the negative slopes.
    */
   private prelu(x: string, alpha: Float32Array, rank: number, name: string): string {
     const dims = rank === 4 ? [alpha.length, 1, 1] : [alpha.length];
