@@ -135,13 +135,11 @@ export async function refitHead(original: Uint8Array, pruned: Uint8Array, chips:
     }
   }
   symmetrize(g, n);
-  // Ridge towards the current weights: (G + λI) w = Aᵀy + λ·w₀ (the constant's prior: 0).
-  let trace = 0;
-  for (let i = 0; i < d; i++) trace += g[i * n + i] as number;
-  const lambda = (options.ridge ?? 1e-3) * Math.max(trace / d, 1e-12);
-  const rhs = Array.from({ length: m }, (_, j) => Float64Array.from({ length: n }, (_, k) => (aty[k * m + j] as number) + (k < d ? lambda * (w0[k * m + j] as number) : 0)));
-  for (let i = 0; i < n; i++) g[i * n + i] = (g[i * n + i] as number) + lambda;
-  const solved = solveNormalEquations(g, n, rhs, 0);
+  // Ridge towards the current weights: (G + λI) w = Aᵀy + λ·w₀ (the constant's prior: 0), λ
+  // relative to the features' mean diagonal.
+  const rhs = Array.from({ length: m }, (_, j) => Float64Array.from({ length: n }, (_, k) => aty[k * m + j] as number));
+  const prior = Array.from({ length: m }, (_, j) => Float64Array.from({ length: n }, (_, k) => (k < d ? (w0[k * m + j] as number) : 0)));
+  const solved = solveNormalEquations(g, n, rhs, options.ridge ?? 1e-3, prior, d);
   const w = new Float32Array(d * m);
   for (let k = 0; k < d; k++) for (let j = 0; j < m; j++) w[k * m + j] = (solved[j] as Float64Array)[k] as number;
   // Errors on the fitted rows, centred (the dropped intercept does not count).

@@ -68,11 +68,13 @@ export function choleskySolve(l: Float64Array, n: number, b: Float64Array): void
  * right-hand side r in `rhs` (each of length n) and its prior p in `prior` (default 0: plain
  * ridge; otherwise the solution is pulled towards p instead of 0). G is not modified.
  */
-export function solveNormalEquations(g: Float64Array, n: number, rhs: Float64Array[], ridge: number, prior?: readonly Float64Array[]): Float64Array[] {
+export function solveNormalEquations(g: Float64Array, n: number, rhs: Float64Array[], ridge: number, prior?: readonly Float64Array[], scaleOver = n): Float64Array[] {
   const a = Float64Array.from(g);
+  // λ is relative to the mean of the first `scaleOver` diagonal entries (a constant column's
+  // entry, the row count, would otherwise set the scale).
   let trace = 0;
-  for (let i = 0; i < n; i++) trace += a[i * n + i] as number;
-  const lambda = ridge * Math.max(trace / n, 1e-12);
+  for (let i = 0; i < scaleOver; i++) trace += a[i * n + i] as number;
+  const lambda = ridge * Math.max(trace / scaleOver, 1e-12);
   for (let i = 0; i < n; i++) a[i * n + i] = (a[i * n + i] as number) + lambda;
   cholesky(a, n);
   return rhs.map((r, k) => {
