@@ -253,14 +253,16 @@ export function buildCli(): Command {
     .requiredOption('--pairs <file>', 'pairs file (header "folds n")')
     .requiredOption('--images <dir>', 'image folder (Name/Name_0001.jpg)')
     .option('--probe-images <dir>', 'read the second image of each pair from this folder')
+    .option('--align-probes-from-clean', 'with --probe-images: align each probe by the landmarks of its clean original in --images (recognition alone, as FROM/PDSN occlude aligned faces)')
     .option('--json <out>', 'write the full result as JSON')
     .option('--record-threshold', "store the threshold chosen on all pairs as the embedder's default in models/manifest.json")
-    .action(async (flags: AnalyzerFlags & { pairs: string; images: string; probeImages?: string; json?: string; recordThreshold?: boolean }) => {
+    .action(async (flags: AnalyzerFlags & { pairs: string; images: string; probeImages?: string; alignProbesFromClean?: boolean; json?: string; recordThreshold?: boolean }) => {
       await withAnalyzer(flags, async (analyzer) => {
         const result = await runVerificationEval(analyzer, {
           pairsFile: flags.pairs,
           imagesDir: flags.images,
           probeImagesDir: flags.probeImages,
+          alignProbesFromClean: flags.alignProbesFromClean,
           jsonOut: flags.json,
           log: (line) => log.info(line),
         });

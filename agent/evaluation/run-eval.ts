@@ -17,6 +17,12 @@ export interface EvalOptions {
   imagesDir: string;
   /** The second image of each pair is read from here (occluded probes vs clean gallery). */
   probeImagesDir?: string;
+  /**
+   * With probeImagesDir: align each probe by the landmarks detected on its clean original (in
+   * imagesDir) instead of on the occluded photo — FROM's and PDSN's protocol, where occluders are
+   * drawn on aligned faces, so the figure measures recognition alone (detection is measured apart).
+   */
+  alignProbesFromClean?: boolean;
   jsonOut?: string;
   log?: (line: string) => void;
 }
@@ -25,6 +31,8 @@ export interface EvalResult {
   pairsFile: string;
   imagesDir: string;
   probeImagesDir: string | null;
+  /** Where the probes' landmarks came from. */
+  probeAlignment: 'detected' | 'clean-original';
   model: string;
   template: string;
   flipAverage: boolean;
@@ -77,6 +85,10 @@ export async function runVerificationEval(analyzer: FaceAnalyzer, options: EvalO
   const firstFiles = new Set(pairsFile.pairs.map((p) => join(options.imagesDir, p.first)));
   const secondFiles = new Set(pairsFile.pairs.map((p) => join(options.probeImagesDir ?? options.imagesDir, p.second)));
   const files = [...new Set([...firstFiles, ...secondFiles])].sort();
+  const fromClean = Boolean(options.alignProbesFromClean && options.probeImagesDir);
+  if (options.alignProbesFromClean && !options.probeImagesDir) throw new Error('aligning probes by their clean originals needs --probe-images');
+  // Occluded probe → its clean original (same relative path under imagesDir).
+  const cleanOf = new Map(fromClean ? pairsFile.pairs.map((p) => [join(options.probeImagesDir as string, p.second), join(options.imagesDir, p.second)]) : []);
   const embeddings = new Map<string, FaceEmbeddingResult>();
   const noFace: string[] = [];
   const { chip } = analyzer.embedder;
@@ -88,7 +100,9 @@ export async function runVerificationEval(analyzer: FaceAnalyzer, options: EvalO
     const image = await (next as Promise<RgbImage>);
     next = i + 1 < files.length ? decodeImage(files[i + 1] as string) : undefined;
     next?.catch(() => {}); // surfaced when awaited
-    const face = pickCentralFace(await analyzer.detect(image), image.width, image.height);
+    const clean = cleanOf.get(file);
+    const landmarksFrom = clean ? await decodeImage(clean) : image;
+    const face = pickCentralFace(await analyzer.detect(landmarksFrom), landmarksFrom.width, landmarksFrom.height);
     let embedding: FaceEmbeddingResult;
     if (face) {
       embedding = (await analyzer.embedFaces(image, [face]))[0] as FaceEmbeddingResult;
@@ -116,6 +130,7 @@ export async function runVerificationEval(analyzer: FaceAnalyzer, options: EvalO
     pairsFile: options.pairsFile,
     imagesDir: options.imagesDir,
     probeImagesDir: options.probeImagesDir ?? null,
+    probeAlignment: fromClean ? 'clean-original' : 'detected',
     model: analyzer.embedder.entry.name,
     template: analyzer.template.name,
     flipAverage: analyzer.embedder.options.flipAverage,
