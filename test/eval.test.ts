@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
-import { runVerificationEval } from '../agent/evaluation/run-eval.js';
+import { newEvalCache, runVerificationEval } from '../agent/evaluation/run-eval.js';
 import { SAMPLE_PHOTO_FACES } from '../agent/evaluation/sample-faces.js';
 import { FaceAnalyzer } from '../agent/recognition/face-analyzer.js';
 import { samplePath } from './support/samples.js';
@@ -68,6 +68,19 @@ describe('facegate eval with occluded probes', () => {
     assert.equal(r.probeAlignment, 'clean-original');
     assert.deepEqual(r.noFace.files, [], 'the clean originals all have a face');
     assert.equal(r.images, 6, 'the two gallery photos the pairs name and four probes');
+  });
+
+  it('reuses the gallery embeddings of an earlier run that shares its cache', async () => {
+    const cache = newEvalCache();
+    const first = await runVerificationEval(analyzer, { ...options(), alignProbesFromClean: true, cache });
+    const lines: string[] = [];
+    const second = await runVerificationEval(analyzer, { ...options(), cache, log: (l) => lines.push(l) });
+    assert.match(lines.join('\n'), /embedded 4\/4 images \(2 from earlier runs\)/, 'only the probes, aligned another way, are embedded again');
+    assert.equal(second.probeAlignment, 'detected');
+    assert.equal(second.noFace.count, 4, 'the detected alignment still finds no face on the boarded-up probes');
+    assert.equal(first.noFace.count, 0);
+    const third = await runVerificationEval(analyzer, { ...options(), alignProbesFromClean: true, cache, log: (l) => lines.push(l) });
+    assert.deepEqual(third.report, first.report, 'a run served wholly from the cache gives the same figures');
   });
 
   it('refuses clean alignment without occluded probes', async () => {

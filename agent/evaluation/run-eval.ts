@@ -23,9 +23,25 @@ export interface EvalOptions {
    * drawn on aligned faces, so the figure measures recognition alone (detection is measured apart).
    */
   alignProbesFromClean?: boolean;
+  /** Detections and embeddings shared with earlier runs of the same analyzer (see EvalCache). */
+  cache?: EvalCache;
   jsonOut?: string;
   log?: (line: string) => void;
 }
+
+/**
+ * Detections and embeddings kept across runs with one analyzer: eval:occlusion measures several
+ * probe sets against the same clean gallery, whose photos need embedding once. Keep one cache per
+ * analyzer (a cached face belongs to that detector and embedder).
+ */
+export interface EvalCache {
+  /** The face nearest the centre detected in each file (null: none). */
+  faces: Map<string, DetectedFace | null>;
+  /** Each file's embedding, keyed by the file and the file its landmarks came from; found: false when a centred crop stood in. */
+  embeddings: Map<string, { embedding: FaceEmbeddingResult; found: boolean }>;
+}
+
+export const newEvalCache = (): EvalCache => ({ faces: new Map(), embeddings: new Map() });
 
 export interface EvalResult {
   pairsFile: string;
@@ -89,30 +105,42 @@ export async function runVerificationEval(analyzer: FaceAnalyzer, options: EvalO
   if (options.alignProbesFromClean && !options.probeImagesDir) throw new Error('aligning probes by their clean originals needs --probe-images');
   // Occluded probe → its clean original (same relative path under imagesDir).
   const cleanOf = new Map(fromClean ? pairsFile.pairs.map((p) => [join(options.probeImagesDir as string, p.second), join(options.imagesDir, p.second)]) : []);
+  const cache = options.cache ?? newEvalCache();
   const embeddings = new Map<string, FaceEmbeddingResult>();
   const noFace: string[] = [];
   const { chip } = analyzer.embedder;
+  const landmarksFileOf = (file: string): string => cleanOf.get(file) ?? file;
+  const cacheKey = (file: string): string => `${file}\u0000${landmarksFileOf(file)}`;
+  const centralFace = async (file: string, image: RgbImage): Promise<DetectedFace | undefined> => {
+    if (!cache.faces.has(file)) cache.faces.set(file, pickCentralFace(await analyzer.detect(image), image.width, image.height) ?? null);
+    return cache.faces.get(file) ?? undefined;
+  };
 
-  // Decode one image ahead while the current one is in the networks.
-  let next = files.length ? decodeImage(files[0] as string) : undefined;
-  for (let i = 0; i < files.length; i++) {
-    const file = files[i] as string;
+  // Only files not embedded by an earlier run with the same cache are read; one is decoded ahead
+  // while the current one is in the networks.
+  const todo = files.filter((f) => !cache.embeddings.has(cacheKey(f)));
+  let next = todo.length ? decodeImage(todo[0] as string) : undefined;
+  for (let i = 0; i < todo.length; i++) {
+    const file = todo[i] as string;
     const image = await (next as Promise<RgbImage>);
-    next = i + 1 < files.length ? decodeImage(files[i + 1] as string) : undefined;
+    next = i + 1 < todo.length ? decodeImage(todo[i + 1] as string) : undefined;
     next?.catch(() => {}); // surfaced when awaited
-    const clean = cleanOf.get(file);
-    const landmarksFrom = clean ? await decodeImage(clean) : image;
-    const face = pickCentralFace(await analyzer.detect(landmarksFrom), landmarksFrom.width, landmarksFrom.height);
+    const landmarksFile = landmarksFileOf(file);
+    const face = await centralFace(landmarksFile, landmarksFile === file ? image : await decodeImage(landmarksFile));
     let embedding: FaceEmbeddingResult;
     if (face) {
       embedding = (await analyzer.embedFaces(image, [face]))[0] as FaceEmbeddingResult;
     } else {
-      noFace.push(file);
       const [crop] = warpChips(analyzer.cv, image, [centredCropTransform(image, chip.width)], chip.width, chip.height);
       [embedding] = (await analyzer.embedder.embedFaces([crop as RgbImage])) as [FaceEmbeddingResult];
     }
-    embeddings.set(file, embedding);
-    if ((i + 1) % 500 === 0 || i + 1 === files.length) log(`embedded ${i + 1}/${files.length} images (${noFace.length} without a detected face)`);
+    cache.embeddings.set(cacheKey(file), { embedding, found: face !== undefined });
+    if ((i + 1) % 500 === 0 || i + 1 === todo.length) log(`embedded ${i + 1}/${todo.length} images (${files.length - todo.length} from earlier runs)`);
+  }
+  for (const file of files) {
+    const entry = cache.embeddings.get(cacheKey(file)) as { embedding: FaceEmbeddingResult; found: boolean };
+    if (!entry.found) noFace.push(file);
+    embeddings.set(file, entry.embedding);
   }
 
   const pairOf = (p: (typeof pairsFile.pairs)[number]): [FaceEmbeddingResult, FaceEmbeddingResult] => [

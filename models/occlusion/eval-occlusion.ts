@@ -1,7 +1,9 @@
 // `npm run eval:occlusion`: the paper's Table 2/3 measured here. For LFW pairs-dev clean and with
 // occluded probes (Occ-LFW = random40, Mask-LFW, Sunglasses-LFW, built by `facegate occlude`), the
 // verification accuracy with no masking and with occlusion-aware matching (`facegate eval` does
-// both in one run); and masked identification on the real masked photos (RMFD subset: gallery =
+// both in one run), each occluded set with the probes' landmarks detected on the probe (the
+// agent's path) and taken from the clean original (FROM's protocol: recognition alone); and
+// masked identification on the real masked photos (RMFD subset: gallery =
 // unmasked photos, probes = masked photos; rank-1 and verification accuracy). Prints the table,
 // writes JSON and the table into models/README.md.
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
@@ -10,7 +12,7 @@ import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { countPatterns, maskedScore, pickCentralFace, runVerificationEval } from '../../agent/evaluation/run-eval.js';
+import { countPatterns, maskedScore, newEvalCache, pickCentralFace, runVerificationEval } from '../../agent/evaluation/run-eval.js';
 import { kFoldVerification, type ScoredPair, tarAtFar, type VerificationReport } from '../../agent/evaluation/verification.js';
 import { modelsDir } from '../../agent/paths.js';
 import { euclideanDistance, type FaceEmbeddingResult } from '../../agent/recognition/embedder.js';
@@ -21,7 +23,10 @@ import { warpChips } from '../../agent/vision/align.js';
 import { writeReadmeSection } from '../bench/readme-section.js';
 import type { RgbImage } from '../../agent/vision/image.js';
 
-const USAGE = 'usage: npm run eval:occlusion -- [--models NAME,NAME] [--lfw DIR] [--occluded DIR] [--masked DIR] [--sets clean,random40,mask,sunglasses] [--json PATH] [--no-readme]';
+const USAGE = 'usage: npm run eval:occlusion -- [--models NAME,NAME] [--lfw DIR] [--occluded DIR] [--masked DIR] [--sets clean,random40,mask,sunglasses] [--alignments detected,clean-original] [--json PATH] [--no-readme]';
+
+const ALIGNMENTS = ['detected', 'clean-original'] as const;
+type Alignment = (typeof ALIGNMENTS)[number];
 
 /** Border added around the tight masked-face crops before detection (fraction of the side). */
 const PAD = 0.3;
@@ -29,6 +34,8 @@ const PAD = 0.3;
 interface Row {
   set: string;
   probes: string;
+  /** Where the probes' landmarks came from: the occluded probe itself (the agent's path) or its clean original (FROM's protocol). */
+  alignment: Alignment;
   model: string;
   plain: number;
   plainStd: number;
@@ -140,11 +147,11 @@ const pct = (v: number | null): string => (v === null ? '—' : `${(v * 100).toF
 
 function table(rows: readonly Row[], idents: readonly MaskedIdentification[]): string {
   const lines = [
-    '| probe set | embedder | no face (probes) | no masking | occlusion-aware matching | probes predicted occluded |',
-    '| --- | --- | ---: | ---: | ---: | --- |',
+    '| probe set | embedder | probe landmarks | no face (probes) | no masking | occlusion-aware matching | probes predicted occluded |',
+    '| --- | --- | --- | ---: | ---: | ---: | --- |',
     ...rows.map((r) => {
       const occluded = r.probePatterns ? Object.entries(r.probePatterns).filter(([k]) => k !== CLEAN_PATTERN).map(([k, v]) => `${k} ${v}`).join(', ') || 'none' : '—';
-      return `| ${r.set} | ${r.model} | ${r.noFace} | ${pct(r.plain)} ± ${pct(r.plainStd)} | ${r.masked === null ? '—' : `**${pct(r.masked)}** ± ${pct(r.maskedStd)}`} | ${occluded} |`;
+      return `| ${r.set} | ${r.model} | ${r.alignment === 'detected' ? 'detected' : 'clean original'} | ${r.noFace} | ${pct(r.plain)} ± ${pct(r.plainStd)} | ${r.masked === null ? '—' : `**${pct(r.masked)}** ± ${pct(r.maskedStd)}`} | ${occluded} |`;
     }),
   ];
   const first = idents[0];
@@ -176,6 +183,7 @@ async function main(): Promise<void> {
       occluded: { type: 'string', default: join('..', 'occluded') },
       masked: { type: 'string', default: join('..', 'shared', 'data', 'masked') },
       sets: { type: 'string', default: 'clean,random40,mask,sunglasses' },
+      alignments: { type: 'string', default: ALIGNMENTS.join(',') },
       json: { type: 'string', default: join(modelsDir(), 'occlusion', 'eval-results.json') },
       'no-readme': { type: 'boolean' },
     },
@@ -189,11 +197,17 @@ async function main(): Promise<void> {
   const models = values.models
     ? (values.models as string).split(',')
     : [registry.defaultFor('embedder'), ...registry.models.filter((m) => m.role === 'embedder' && !m.default && m.occlusion)].map((m) => m.name);
+  const alignments = (values.alignments as string).split(',').map((a) => {
+    if (!(ALIGNMENTS as readonly string[]).includes(a)) throw new Error(`--alignments: unknown "${a}", expected ${ALIGNMENTS.join(' or ')}; ${USAGE}`);
+    return a as Alignment;
+  });
   const started = Date.now();
   const rows: Row[] = [];
   const idents: MaskedIdentification[] = [];
   for (const model of models) {
     const analyzer = await FaceAnalyzer.create({ embedder: model, registry });
+    // The clean gallery photos (and the clean originals' landmarks) are embedded once per model.
+    const cache = newEvalCache();
     try {
       if (!analyzer.occlusion) log(`${model} has no occlusion masks: only the no-masking column is measured (npm run models:occlusion -- --model ${model})`);
       const setNames: Record<string, string> = { clean: 'LFW (clean)', random40: 'Occ-LFW (random 40%)', mask: 'Mask-LFW', sunglasses: 'Sunglasses-LFW' };
@@ -203,22 +217,32 @@ async function main(): Promise<void> {
           log(`skipping ${set}: ${probeDir} not found (build it: npx facegate occlude --images ${lfw}/images --out ${probeDir} --kind ${set} --seed 1 --pairs ${lfw}/pairs-dev.txt --probes-only)`);
           continue;
         }
-        log(`${model}, ${set}: evaluating pairs-dev${probeDir ? ` with probes from ${probeDir}` : ''}`);
-        const r = await runVerificationEval(analyzer, { pairsFile: join(lfw, 'pairs-dev.txt'), imagesDir: join(lfw, 'images'), ...(probeDir ? { probeImagesDir: probeDir } : {}), log });
-        const probeRoot = probeDir ?? join(lfw, 'images');
-        rows.push({
-          set: setNames[set] ?? set,
-          probes: relative(process.cwd(), probeRoot),
-          model: r.model,
-          plain: r.report.meanAccuracy,
-          plainStd: r.report.stdAccuracy,
-          masked: r.masked?.report.meanAccuracy ?? null,
-          maskedStd: r.masked?.report.stdAccuracy ?? null,
-          noFace: r.noFace.files.filter((f) => f.startsWith(probeRoot)).length,
-          images: r.images,
-          probePatterns: r.masked?.probePatterns ?? null,
-        });
-        log(`${model}, ${set}: no masking ${pct(r.report.meanAccuracy)}, occlusion-aware ${pct(r.masked?.report.meanAccuracy ?? null)}`);
+        // Clean probes have one alignment; occluded ones are measured with each requested one.
+        for (const alignment of probeDir ? alignments : (['detected'] as const)) {
+          log(`${model}, ${set}: evaluating pairs-dev${probeDir ? ` with probes from ${probeDir}, landmarks ${alignment}` : ''}`);
+          const r = await runVerificationEval(analyzer, {
+            pairsFile: join(lfw, 'pairs-dev.txt'),
+            imagesDir: join(lfw, 'images'),
+            ...(probeDir ? { probeImagesDir: probeDir, alignProbesFromClean: alignment === 'clean-original' } : {}),
+            cache,
+            log,
+          });
+          const probeRoot = probeDir ?? join(lfw, 'images');
+          rows.push({
+            set: setNames[set] ?? set,
+            probes: relative(process.cwd(), probeRoot),
+            alignment,
+            model: r.model,
+            plain: r.report.meanAccuracy,
+            plainStd: r.report.stdAccuracy,
+            masked: r.masked?.report.meanAccuracy ?? null,
+            maskedStd: r.masked?.report.stdAccuracy ?? null,
+            noFace: r.noFace.files.filter((f) => f.startsWith(probeRoot)).length,
+            images: r.images,
+            probePatterns: r.masked?.probePatterns ?? null,
+          });
+          log(`${model}, ${set} (${alignment}): no masking ${pct(r.report.meanAccuracy)}, occlusion-aware ${pct(r.masked?.report.meanAccuracy ?? null)}`);
+        }
       }
       const maskedDir = values.masked as string;
       if (existsSync(maskedDir)) idents.push(await maskedIdentification(analyzer, maskedDir, log));
@@ -240,7 +264,7 @@ async function main(): Promise<void> {
     writeReadmeSection(
       join(modelsDir(), 'README.md'),
       'eval:occlusion',
-      `### Occlusion evaluation\n\nMeasured with \`${command}\` on ${new Date().toISOString().slice(0, 10)} (${Math.round((Date.now() - started) / 60000)} min; JSON: models/occlusion/eval-results.json). LFW pairs-dev, 5 identity-disjoint folds, clean gallery (first image of each pair) and occluded probe (second image), every image through the detector and aligner as in the agent; a probe without a detected face is embedded from a centred crop. Occlusion-aware matching: the probe's predicted pattern decides the space both faces are compared in; each pair is scored by the false-accept rate of its distance in that space (calibrated on held-out calibration faces), so one threshold serves all pairs.\n\n${text}`,
+      `### Occlusion evaluation\n\nMeasured with \`${command}\` on ${new Date().toISOString().slice(0, 10)} (${Math.round((Date.now() - started) / 60000)} min; JSON: models/occlusion/eval-results.json). LFW pairs-dev, 5 identity-disjoint folds, clean gallery (first image of each pair) and occluded probe (second image), Probe landmarks *detected*: every image through the detector and aligner as in the agent (a probe without a detected face is embedded from a centred crop), so detection misses count. Probe landmarks *clean original*: each occluded probe aligned by the landmarks detected on the same photo before occlusion — the protocol of FROM and PDSN, which draw occluders on aligned faces — so the figure measures recognition alone (detection under occlusion is measured below). Occlusion-aware matching: the probe's predicted pattern decides the space both faces are compared in; each pair is scored by the false-accept rate of its distance in that space (calibrated on held-out calibration faces), so one threshold serves all pairs.\n\n${text}`,
     );
     log('updated models/README.md');
   }
