@@ -88,6 +88,34 @@ describe('detection under occlusion (default MTCNN settings)', () => {
     }
   });
 
+  it('runs the second pass beside weak faces only: a strong face spares the frame, a weak one does not hide a masked face', async () => {
+    // A clean face (left) beside a masked face the first pass misses (right), 500×250.
+    const clean = await faceCrop(6, 0);
+    const masked = (images[3] as { image: RgbImage }).image;
+    const both = { width: 2 * SIZE, height: SIZE, data: new Uint8Array(2 * SIZE * SIZE * 3) };
+    for (let y = 0; y < SIZE; y++) {
+      both.data.set(clean.data.subarray(y * SIZE * 3, (y + 1) * SIZE * 3), y * 2 * SIZE * 3);
+      both.data.set(masked.data.subarray(y * SIZE * 3, (y + 1) * SIZE * 3), (y * 2 + 1) * SIZE * 3);
+    }
+    const side = (faces: readonly { box: { x1: number; x2: number } }[], right: boolean): number => faces.filter((f) => (f.box.x1 + f.box.x2) / 2 >= SIZE === right).length;
+    const first = await published.detect(both);
+    assert.equal(side(first, false), 1, 'the first pass finds the clean face');
+    assert.equal(side(first, true), 0, 'and misses the masked one');
+    const cleanScore = (first[0] as { score: number }).score;
+    assert.ok(cleanScore >= DEFAULT_MTCNN_OPTIONS.strongFaceScore && cleanScore < 1, `the clean face scores ${cleanScore}: pick a face scoring in [0.9, 1)`);
+    // Strong (the default rule): no second pass, the masked face stays missed.
+    assert.deepEqual((await defaults.detect(both)).map((f) => f.score), [cleanScore]);
+    // Counted weak: the second pass runs and adds the masked face, without finding the clean one twice.
+    const weakRule = await FaceAnalyzer.create({ detector: { strongFaceScore: 1 } });
+    try {
+      const faces = await weakRule.detect(both);
+      assert.equal(side(faces, false), 1, 'the clean face once');
+      assert.equal(side(faces, true), 1, 'the masked face found by the second pass');
+    } finally {
+      await weakRule.close();
+    }
+  });
+
   it('finds nothing in faceless images, where the second pass runs', async () => {
     const { data, info } = await sharp(samplePath(1)).extract({ left: 600, top: 0, width: 600, height: 380 }).raw().toBuffer({ resolveWithObject: true });
     const wall = { width: info.width, height: info.height, data: new Uint8Array(data) };

@@ -11,11 +11,12 @@ const D = DEFAULT_MTCNN_OPTIONS;
 
 const iou = z.number().gt(0).max(1);
 
-/** MTCNN's per-stage thresholds, second pass, landmark check and NMS overlaps (agent/vision/mtcnn.ts). */
+/** MTCNN's per-stage thresholds, second pass and when it runs, landmark check and NMS overlaps (agent/vision/mtcnn.ts). */
 export const detectorSchema = z
   .object({
     thresholds: stageThresholds.default([...D.thresholds]),
     secondPass: stageThresholds.nullable().default(D.secondPass ? [...D.secondPass] : null),
+    strongFaceScore: score.default(D.strongFaceScore),
     landmarkCheck: z
       .object({ minEyeDistance: z.number().min(0).max(1), maxRollDegrees: z.number().positive().max(180) })
       .strict()
