@@ -32,7 +32,7 @@ export interface OcclusionCalibration {
 }
 
 /** A pixel counts as changed when a channel moved by more than this. */
-const CHANGED = 24;
+export const CHANGED = 24;
 
 export function chipCoverage(clean: RgbImage, occluded: RgbImage): Coverage {
   const { width: w, height: h } = clean;
