@@ -12,8 +12,7 @@ import { BatchScheduler } from '../agent/pipeline/batch-scheduler.js';
 import { FrameThrottle } from '../agent/pipeline/frame-throttle.js';
 import { FaceEmbedder } from '../agent/recognition/embedder.js';
 import { seededRandom } from '../agent/util/seeded-random.js';
-import { mirrorImage } from '../agent/vision/align.js';
-import type { RgbImage } from '../agent/vision/image.js';
+import { mirrorImage, type RgbImage } from '../agent/vision/image.js';
 import { toChw } from '../agent/vision/mtcnn.js';
 
 const OOM = "[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code returned while running FusedConv node. Name:'conv' Status Message: /onnxruntime_src/onnxruntime/core/framework/bfc_arena.cc:376 void* onnxruntime::BFCArena::AllocateRawInternal(size_t, bool, onnxruntime::Stream*, bool, onnxruntime::WaitNotificationFn) Failed to allocate memory for requested buffer of size 19660800";
@@ -61,7 +60,7 @@ describe('embedder runtime', { timeout: 180_000 }, () => {
     const set = chips(3, 1);
     const got = await embedder.embed(set);
     // Reference: a fresh CHW tensor of each chip and of its mirror image, averaged.
-    const images = [...set, ...set.map(mirrorImage)];
+    const images = [...set, ...set.map((c) => mirrorImage(c))];
     const per = 3 * 150 * 150;
     const input = new Float32Array(images.length * per);
     images.forEach((img, i) => input.set(toChw(img.data, 1, 150, 150), i * per));

@@ -120,20 +120,3 @@ export function warpChips(cv: OpenCv, image: RgbImage, transforms: readonly Affi
     });
   });
 }
-
-/** Mirror image (left ↔ right), for flip-averaged embeddings. */
-export function mirrorImage(image: RgbImage): RgbImage {
-  const { width, height, data } = image;
-  const out = new Uint8Array(data.length);
-  for (let y = 0; y < height; y++) {
-    const row = y * width * 3;
-    for (let x = 0; x < width; x++) {
-      const s = row + x * 3;
-      const d = row + (width - 1 - x) * 3;
-      out[d] = data[s] as number;
-      out[d + 1] = data[s + 1] as number;
-      out[d + 2] = data[s + 2] as number;
-    }
-  }
-  return { width, height, data: out };
-}

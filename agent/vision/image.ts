@@ -10,6 +10,26 @@ export interface RgbImage {
   data: Uint8Array;
 }
 
+/**
+ * Mirror image (left ↔ right), for flip-averaged embeddings and the detector's mirrored second
+ * pass; written into `out` when it is given and has the image's size (a buffer reused across frames).
+ */
+export function mirrorImage(image: RgbImage, out?: Uint8Array): RgbImage {
+  const { width, height, data } = image;
+  const dst = out && out.length === data.length ? out : new Uint8Array(data.length);
+  for (let y = 0; y < height; y++) {
+    const row = y * width * 3;
+    for (let x = 0; x < width; x++) {
+      const s = row + x * 3;
+      const d = row + (width - 1 - x) * 3;
+      dst[d] = data[s] as number;
+      dst[d + 1] = data[s + 1] as number;
+      dst[d + 2] = data[s + 2] as number;
+    }
+  }
+  return { width, height, data: dst };
+}
+
 export class ImageDecodeError extends Error {
   constructor(readonly source: string, reason: string) {
     super(`cannot read image ${source}: ${reason}`);

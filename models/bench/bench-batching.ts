@@ -20,7 +20,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import v8 from 'node:v8';
-import { decodeImage } from '../../agent/vision/image.js';
+import { decodeImage, mirrorImage, type RgbImage } from '../../agent/vision/image.js';
 import { ModelRegistry } from '../../agent/inference/model-registry.js';
 import { batchedSession } from '../../agent/inference/batched-session.js';
 import { createSession, type ModelSession } from '../../agent/inference/onnx-session.js';
@@ -28,8 +28,6 @@ import { BatchScheduler } from '../../agent/pipeline/batch-scheduler.js';
 import { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
 import { FaceEmbedder } from '../../agent/recognition/embedder.js';
 import { seededRandom } from '../../agent/util/seeded-random.js';
-import { mirrorImage } from '../../agent/vision/align.js';
-import type { RgbImage } from '../../agent/vision/image.js';
 import { toChw } from '../../agent/vision/mtcnn.js';
 import { parseBenchArgs } from './bench-args.js';
 
@@ -96,7 +94,7 @@ async function withGc<T>(faces: () => number, fn: () => Promise<T>): Promise<{ r
 
 /** The embedder as it was before the reused buffers: a fresh CHW tensor and mirror image per call. */
 async function embedFresh(session: ModelSession, chips: readonly RgbImage[]): Promise<void> {
-  const images = [...chips, ...chips.map(mirrorImage)];
+  const images = [...chips, ...chips.map((c) => mirrorImage(c))];
   const per = 3 * 150 * 150;
   const batch = new Float32Array(images.length * per);
   images.forEach((img, i) => batch.set(toChw(img.data, 1, 150, 150), i * per));
