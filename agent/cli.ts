@@ -39,6 +39,7 @@ interface AnalyzerFlags {
   minFace?: number;
   flip?: boolean;
   template?: string;
+  mirrorLandmarks?: boolean;
 }
 
 function analyzerOptions(flags: AnalyzerFlags): FaceAnalyzerOptions {
@@ -46,7 +47,7 @@ function analyzerOptions(flags: AnalyzerFlags): FaceAnalyzerOptions {
     embedder: flags.model,
     template: flags.template,
     flipAverage: flags.flip,
-    detector: flags.minFace ? { minFaceSize: flags.minFace } : {},
+    detector: { ...(flags.minFace ? { minFaceSize: flags.minFace } : {}), ...(flags.mirrorLandmarks ? { mirrorLandmarks: true } : {}) },
     log: (line) => log.info(line),
   };
 }
@@ -96,7 +97,8 @@ export function buildCli(): Command {
       .option('--model <name>', 'embedder model name (see `facegate models list`)')
       .option('--min-face <px>', 'smallest face to detect, in pixels', positiveNumber)
       .option('--template <name>', 'chip template (default: the embedder\'s own)')
-      .option('--no-flip', 'do not average the embeddings of each chip and its mirror image');
+      .option('--no-flip', 'do not average the embeddings of each chip and its mirror image')
+      .option('--mirror-landmarks', "average each face's landmarks with O-Net's on the mirror image of its crop (recognition.detector.mirrorLandmarks)");
 
   program
     .command('detect')

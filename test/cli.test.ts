@@ -52,6 +52,7 @@ before(async () => {
   const jobs: [string, string[]][] = [
     ['detect', ['detect', samplePath(4), '--draw', file('drawn.png')]],
     ['embed', ['embed', file('s3.jpg')]],
+    ['embed-mirror-landmarks', ['embed', '--mirror-landmarks', file('s3.jpg')]],
     ['compare-different', ['compare', file('person-a.jpg'), file('person-b.jpg')]],
     ['compare-mirror', ['compare', file('s3.jpg'), file('s3-mirrored.jpg')]],
     ['compare-mirror-noflip', ['compare', '--no-flip', file('s3.jpg'), file('s3-mirrored.jpg')]],
@@ -150,6 +151,24 @@ describe('facegate embed', () => {
         assert.ok(d > 0.3, `faces ${i} and ${j} of sample3 are different people, distance ${d}`);
       }
     }
+  });
+
+  it('--mirror-landmarks moves the landmarks a little, the faces and their boxes stay', async () => {
+    const [plain, mirrored] = [await result('embed'), await result('embed-mirror-landmarks')];
+    ok(mirrored, 'embed --mirror-landmarks');
+    const [a, b] = [parseJson(plain) as { faces: JsonFace[] }, parseJson(mirrored) as { faces: JsonFace[] }];
+    assert.deepEqual(b.faces.map((f) => f.box), a.faces.map((f) => f.box));
+    let moved = 0;
+    for (const [i, f] of a.faces.entries()) {
+      const g = b.faces[i] as JsonFace;
+      const eyes = Math.hypot((f.landmarks.rightEye as JsonPoint).x - (f.landmarks.leftEye as JsonPoint).x, (f.landmarks.rightEye as JsonPoint).y - (f.landmarks.leftEye as JsonPoint).y);
+      for (const k of LANDMARK_NAMES) {
+        const d = Math.hypot((f.landmarks[k] as JsonPoint).x - (g.landmarks[k] as JsonPoint).x, (f.landmarks[k] as JsonPoint).y - (g.landmarks[k] as JsonPoint).y);
+        assert.ok(d < 0.15 * eyes, `face ${i} ${k} moved ${d.toFixed(1)} px (eyes ${eyes.toFixed(1)} px apart)`);
+        if (d > 0.2) moved++;
+      }
+    }
+    assert.ok(moved > 0, 'the averaged landmarks are not the plain ones');
   });
 });
 

@@ -13,8 +13,9 @@ import { SAMPLE_PHOTO_FACES } from '../agent/evaluation/sample-faces.js';
 import { ImageOccluder } from '../agent/occlusion/occlude-set.js';
 import type { OccluderKind } from '../agent/occlusion/occluders.js';
 import { FaceAnalyzer } from '../agent/recognition/face-analyzer.js';
-import type { RgbImage } from '../agent/vision/image.js';
-import { DEFAULT_MTCNN_OPTIONS, PUBLISHED_MTCNN_OPTIONS } from '../agent/vision/mtcnn.js';
+import { mirrorImage, type RgbImage } from '../agent/vision/image.js';
+import { DEFAULT_MTCNN_OPTIONS, PUBLISHED_MTCNN_OPTIONS, unmirrorFace } from '../agent/vision/mtcnn.js';
+import { overlap } from '../agent/vision/geometry.js';
 import { sampleDir, samplePath } from './support/samples.js';
 
 const SIZE = 250;
@@ -114,6 +115,49 @@ describe('detection under occlusion (default MTCNN settings)', () => {
     } finally {
       await weakRule.close();
     }
+  });
+
+  it('maps a face found on the mirror image back, eyes and mouth corners in image order', async () => {
+    const image = await faceCrop(6, 0);
+    const [direct] = await published.detect(image);
+    const [mirrored] = await published.detect(mirrorImage(image));
+    assert.ok(direct && mirrored, 'the clean face is found on the photo and on its mirror image');
+    const back = unmirrorFace(mirrored, image.width);
+    assert.ok(overlap(back.box, direct.box) > 0.8, `box back in place (IoU ${overlap(back.box, direct.box).toFixed(2)})`);
+    const eyes = Math.hypot(direct.landmarks[1].x - direct.landmarks[0].x, direct.landmarks[1].y - direct.landmarks[0].y);
+    direct.landmarks.forEach((p, i) => {
+      const q = back.landmarks[i] as { x: number; y: number };
+      assert.ok(Math.hypot(p.x - q.x, p.y - q.y) < 0.15 * eyes, `landmark ${i} within 0.15 eye distances of the direct one`);
+    });
+    assert.ok(back.landmarks[0].x < back.landmarks[1].x && back.landmarks[3].x < back.landmarks[4].x, 'first eye and mouth corner are the image-left ones');
+  });
+
+  it('the second pass finds more masked faces with its finer pyramid and the mirror image', async () => {
+    // sample4's face 3 under two masks: the second pass at the first's step, on the frame alone,
+    // misses both; the finer step or the mirror image finds one; the two together find both.
+    const occluder = new ImageOccluder(published.detector, sampleDir, ['sample1.jpg', 'sample2.jpg', 'sample3.jpg']);
+    const masked = async (seed: number): Promise<RgbImage> => (await occluder.occlude('s4f3', await faceCrop(4, 3), 'mask', seed)).image;
+    const variants = [
+      { name: 'neither', detector: { secondPassMirror: false, secondPassScaleFactor: PUBLISHED_MTCNN_OPTIONS.scaleFactor } },
+      { name: 'mirror image', detector: { secondPassScaleFactor: PUBLISHED_MTCNN_OPTIONS.scaleFactor } },
+      { name: 'finer step', detector: { secondPassMirror: false } },
+    ];
+    const found = new Map<string, boolean[]>();
+    for (const v of variants) {
+      const analyzer = await FaceAnalyzer.create({ detector: v.detector });
+      try {
+        found.set(v.name, [hasCentralFace(await analyzer.detect(await masked(1)), SIZE, SIZE), hasCentralFace(await analyzer.detect(await masked(2)), SIZE, SIZE)]);
+      } finally {
+        await analyzer.close();
+      }
+    }
+    found.set('both (default)', [hasCentralFace(await defaults.detect(await masked(1)), SIZE, SIZE), hasCentralFace(await defaults.detect(await masked(2)), SIZE, SIZE)]);
+    assert.deepEqual(Object.fromEntries(found), {
+      neither: [false, false],
+      'mirror image': [false, true],
+      'finer step': [false, true],
+      'both (default)': [true, true],
+    });
   });
 
   it('finds nothing in faceless images, where the second pass runs', async () => {

@@ -10,9 +10,9 @@ import sharp from 'sharp';
 
 import { matchesExpected as matches, SAMPLE_PHOTO_FACES as PHOTOS } from '../agent/evaluation/sample-faces.js';
 import { FaceAnalyzer } from '../agent/recognition/face-analyzer.js';
-import { type Box, type Point, boxHeight, boxWidth } from '../agent/vision/geometry.js';
-import { decodeImage, type RgbImage } from '../agent/vision/image.js';
-import { type DetectedFace, MtcnnDetector, type MtcnnSessions, PUBLISHED_MTCNN_OPTIONS } from '../agent/vision/mtcnn.js';
+import { type Box, type Point, boxHeight, boxWidth, overlap } from '../agent/vision/geometry.js';
+import { decodeImage, mirrorImage, type RgbImage } from '../agent/vision/image.js';
+import { type DetectedFace, MtcnnDetector, type MtcnnSessions, PUBLISHED_MTCNN_OPTIONS, unmirrorFace } from '../agent/vision/mtcnn.js';
 import { samplePath } from './support/samples.js';
 import { seededRandom } from '../agent/util/seeded-random.js';
 
@@ -164,6 +164,39 @@ describe('MTCNN detector', () => {
       assert.ok(Math.max(...shifts) <= 0.3, `largest landmark shift ${Math.max(...shifts).toFixed(3)} eye distances`);
     } finally {
       await published.close();
+    }
+  });
+
+  it('mirror-averaged landmarks: a photo and its mirror image give nearly mirror-symmetric points', async () => {
+    // O-Net alone is not left-right symmetric; averaging each face's points with those of its
+    // crop's mirror image (mirrorLandmarks, off by default) makes the two views agree more.
+    assert.equal(analyzer.detector.options.mirrorLandmarks, false);
+    const single = analyzer;
+    const averagedAnalyzer = await FaceAnalyzer.create({ detector: { mirrorLandmarks: true } });
+    try {
+      const asymmetry = async (a: FaceAnalyzer): Promise<number[]> => {
+        const out: number[] = [];
+        for (const photo of PHOTOS) {
+          const img = await decodeImage(samplePath(photo.sample));
+          const direct = await a.detect(img);
+          const back = (await a.detect(mirrorImage(img))).map((f) => unmirrorFace(f, img.width));
+          for (const f of direct) {
+            checkLandmarks(f, `sample${photo.sample} ${describeBox(f)}, mirrorLandmarks ${a.detector.options.mirrorLandmarks}`);
+            const g = back.find((x) => overlap(x.box, f.box) > 0.5);
+            if (!g) continue;
+            const eyes = Math.hypot(f.landmarks[1].x - f.landmarks[0].x, f.landmarks[1].y - f.landmarks[0].y);
+            out.push(f.landmarks.reduce((t, p, i) => t + Math.hypot(p.x - (g.landmarks[i] as Point).x, p.y - (g.landmarks[i] as Point).y), 0) / 5 / eyes);
+          }
+        }
+        return out;
+      };
+      const mean = (v: number[]): number => v.reduce((x, y) => x + y, 0) / v.length;
+      const [averaged, plain] = [await asymmetry(averagedAnalyzer), await asymmetry(single)];
+      assert.ok(averaged.length >= 15 && plain.length >= 15, `faces found on both views: ${averaged.length}, ${plain.length}`);
+      // Measured: 0.030 against 0.049 eye distances over the 20 faces.
+      assert.ok(mean(averaged) < 0.75 * mean(plain), `mean disagreement ${mean(averaged).toFixed(3)} (averaged) against ${mean(plain).toFixed(3)} (O-Net alone)`);
+    } finally {
+      await averagedAnalyzer.close();
     }
   });
 

@@ -17,6 +17,9 @@ export const detectorSchema = z
     thresholds: stageThresholds.default([...D.thresholds]),
     secondPass: stageThresholds.nullable().default(D.secondPass ? [...D.secondPass] : null),
     strongFaceScore: score.default(D.strongFaceScore),
+    secondPassScaleFactor: z.number().gt(0.1).lt(0.95).default(D.secondPassScaleFactor),
+    secondPassMirror: z.boolean().default(D.secondPassMirror),
+    mirrorLandmarks: z.boolean().default(D.mirrorLandmarks),
     landmarkCheck: z
       .object({ minEyeDistance: z.number().min(0).max(1), maxRollDegrees: z.number().positive().max(180) })
       .strict()

@@ -4,7 +4,7 @@
 // The ONNX models take raw RGB 0..255 in NCHW and normal orientation (models/build/mtcnn.ts).
 import type { ModelSession } from '../inference/onnx-session.js';
 import { type Box, type Point, boxHeight, boxWidth, nonMaxSuppression, overlap, squareBox } from './geometry.js';
-import type { RgbImage } from './image.js';
+import { mirrorImage, type RgbImage } from './image.js';
 import { IntegralImage } from './integral-image.js';
 import { DEFAULT_LANDMARK_CHECK, type LandmarkCheckOptions, landmarksPlausible } from './landmark-check.js';
 import { cropResizeToChw } from './resample.js';
@@ -43,6 +43,24 @@ export interface MtcnnOptions {
    */
   strongFaceScore: number;
   /**
+   * Pyramid step of the second pass: finer than the first pass's, so P-Net's 12-px windows meet a
+   * masked face at more sizes (it proposes few of them at any one size).
+   */
+  secondPassScaleFactor: number;
+  /**
+   * Run the second pass on the mirror image too and merge the two: MTCNN is not left-right
+   * symmetric, so the mirror image gets other proposals and scores. Doubles the second pass's time.
+   */
+  secondPassMirror: boolean;
+  /**
+   * Average O-Net's landmarks of each face with those it gives on the mirror image of the same crop
+   * (one more O-Net run per pass that finds faces, on the faces only). Off by default: on Mask-LFW
+   * occlusion-aware verification with detected landmarks went 91.83% → 92.40%, but with the clean
+   * photos' landmarks 94.37% → 93.60% (models/README.md, "Landmarks under masks"): no clear gain
+   * for its cost.
+   */
+  mirrorLandmarks: boolean;
+  /**
    * IoU thresholds of the first pass's non-maximum suppressions: within each P-Net pyramid level,
    * across the levels, after R-Net (union overlap) and after O-Net (overlap over the smaller box).
    * The second pass keeps the published overlaps: it hunts occluded faces, which tighter
@@ -70,18 +88,22 @@ export const PUBLISHED_MTCNN_OPTIONS: Readonly<MtcnnOptions> = Object.freeze<Mtc
   landmarkCheck: null,
   secondPass: null,
   strongFaceScore: 0,
+  secondPassScaleFactor: 0.709,
+  secondPassMirror: false,
+  mirrorLandmarks: false,
   nms: { pnetLevel: 0.5, pnetPyramid: 0.7, rnet: 0.7, onet: 0.7, regressBeforePyramid: false },
 });
 
 /**
  * The published cascade, then — on frames where it finds no strong face (none scoring ≥ 0.9 with
- * plausible landmarks) — a pass at 0.4/0.3/0.2 with the landmark check, whose faces away from the
- * first pass's are added. The strong-face rule (instead of "no face at all") finds masked faces
- * beside weak background faces: on the same 500 Mask-LFW probes 18 → 15 misses, while every true
- * face of the sample photos scores ≥ 0.96, so the second pass still never runs on them. Chosen with `npm run eval:detector` (models/README.md, "Detection under
- * occlusion"): on 500-probe samples Mask-LFW misses 11.2% → 4.0%, Sunglasses-LFW 0.8% → 0.4%,
- * clean LFW unchanged; no false face on the demo-style video (the second pass runs only on its grey
- * frames there). Run alone, the loose pass finds ~0.9 false faces per frame of the sample photos.
+ * plausible landmarks) — a pass at 0.4/0.3/0.2 with the landmark check, at a finer pyramid step
+ * (0.8) and on the mirror image too, whose faces away from the first pass's are added. Chosen with
+ * `npm run eval:detector` (models/README.md, "Detection under occlusion"): on 500 Mask-LFW probes
+ * the published cascade misses 55; a second pass where it finds nothing, 20; where it finds no
+ * strong face, 15; with the finer step and the mirror image, 10 (29 of 1,500).
+ * Clean LFW unchanged; no false face on the demo-style video (the second pass runs only on its
+ * grey frames there: every true face of the sample photos scores ≥ 0.96). Run alone, the loose
+ * pass finds ~0.85 false faces per frame of the sample photos.
  * The first pass suppresses at IoU 0.5 after P-Net's pyramid (boxes regressed first) and after
  * R-Net, instead of the published 0.7 (raw windows): on the 5-face benchmark frame R-Net gets 83
  * candidates instead of 159 and O-Net 11 instead of 40, no face lost on the sample photos or LFW,
@@ -92,6 +114,9 @@ export const DEFAULT_MTCNN_OPTIONS: Readonly<MtcnnOptions> = Object.freeze<Mtcnn
   landmarkCheck: DEFAULT_LANDMARK_CHECK,
   secondPass: [0.4, 0.3, 0.2],
   strongFaceScore: 0.9,
+  secondPassScaleFactor: 0.8,
+  secondPassMirror: true,
+  mirrorLandmarks: false,
   nms: { pnetLevel: 0.5, pnetPyramid: 0.5, rnet: 0.5, onet: 0.7, regressBeforePyramid: true },
 });
 
@@ -118,15 +143,19 @@ export class MtcnnDetector {
    * frames: a table is rebuilt in place, reallocated only when the frame size changes.
    */
   private readonly freeTables: IntegralImage[] = [];
+  /** Mirror-image buffers of the second pass, reused across frames like the tables. */
+  private readonly freeMirrors: Uint8Array[] = [];
 
   constructor(
     private readonly sessions: MtcnnSessions,
     options: Partial<MtcnnOptions> = {},
   ) {
     this.options = { ...DEFAULT_MTCNN_OPTIONS, ...options };
-    const { minFaceSize, scaleFactor, thresholds, secondPass, landmarkCheck } = this.options;
+    const { minFaceSize, scaleFactor, secondPassScaleFactor, thresholds, secondPass, landmarkCheck } = this.options;
     if (!(minFaceSize >= PNET_CELL)) throw new Error(`mtcnn.minFaceSize must be ≥ ${PNET_CELL} px, got ${minFaceSize}`);
-    if (!(scaleFactor > 0.1 && scaleFactor < 0.95)) throw new Error(`mtcnn.scaleFactor must be in (0.1, 0.95), got ${scaleFactor}`);
+    for (const [name, f] of [['scaleFactor', scaleFactor], ['secondPassScaleFactor', secondPassScaleFactor]] as const) {
+      if (!(f > 0.1 && f < 0.95)) throw new Error(`mtcnn.${name} must be in (0.1, 0.95), got ${f}`);
+    }
     for (const [name, t] of [['thresholds', thresholds], ['secondPass', secondPass ?? [0, 0, 0]]] as const) {
       if (t.length !== 3 || t.some((v) => !(v >= 0 && v <= 1))) throw new Error(`mtcnn.${name} must be 3 values in [0, 1], got ${t.join(', ')}`);
     }
@@ -139,14 +168,14 @@ export class MtcnnDetector {
   }
 
   /** Scales of the image pyramid for an image whose shorter side is `minSide`. */
-  pyramidScales(minSide: number): number[] {
+  pyramidScales(minSide: number, factor = this.options.scaleFactor): number[] {
     const scales: number[] = [];
     let scale = PNET_CELL / this.options.minFaceSize;
     let side = minSide * scale;
     while (side >= PNET_CELL) {
       scales.push(scale);
-      scale *= this.options.scaleFactor;
-      side *= this.options.scaleFactor;
+      scale *= factor;
+      side *= factor;
     }
     return scales;
   }
@@ -165,13 +194,56 @@ export class MtcnnDetector {
     try {
       const faces = await this.pass(image, table, scales, this.options.thresholds, this.options.nms, null);
       if (!this.options.secondPass || faces.some((f) => isStrongFace(f, this.options))) return faces;
-      const second = await this.pass(image, table, scales, this.options.secondPass, PUBLISHED_MTCNN_OPTIONS.nms, this.options.landmarkCheck);
+      const second = await this.secondPass(image, table, cell, this.options.secondPass);
       // The second pass finds the first's faces again; only faces elsewhere are added.
       const elsewhere = second.filter((s) => faces.every((f) => overlap(s.box, f.box, 'min') < 0.5));
       return faces.length === 0 ? elsewhere : [...faces, ...elsewhere];
     } finally {
       this.freeTables.push(table);
     }
+  }
+
+  /**
+   * The loose pass at its own (finer) pyramid step, on the frame and, with secondPassMirror, on
+   * its mirror image; a face found on both is merged, then the O-Net NMS (overlap over the
+   * smaller box) runs over the union.
+   */
+  private async secondPass(image: RgbImage, table: IntegralImage, cell: 1 | 2, thresholds: Thresholds): Promise<DetectedFace[]> {
+    const { landmarkCheck, secondPassScaleFactor, secondPassMirror } = this.options;
+    const nms = PUBLISHED_MTCNN_OPTIONS.nms;
+    const scales = this.pyramidScales(Math.min(image.width, image.height), secondPassScaleFactor);
+    const direct = await this.pass(image, table, scales, thresholds, nms, landmarkCheck);
+    if (!secondPassMirror) return direct;
+    const mirrored = mirrorImage(image, this.freeMirrors.pop());
+    const mirrorTable = (this.freeTables.pop() ?? new IntegralImage()).build(mirrored, cell);
+    let found: DetectedFace[];
+    try {
+      found = (await this.pass(mirrored, mirrorTable, scales, thresholds, nms, landmarkCheck)).map((f) => unmirrorFace(f, image.width));
+    } finally {
+      this.freeTables.push(mirrorTable);
+      this.freeMirrors.push(mirrored.data);
+    }
+    // A face found on both is one face seen twice: its two boxes and landmark sets are averaged
+    // (less of either estimate's error); faces found on one only are kept as they are.
+    const merged: DetectedFace[] = [];
+    const used = new Set<number>();
+    for (const d of direct) {
+      let best = -1;
+      let bestIou = 0.5;
+      found.forEach((m, i) => {
+        const iou = overlap(d.box, m.box);
+        if (!used.has(i) && iou >= bestIou) [best, bestIou] = [i, iou];
+      });
+      if (best < 0) {
+        merged.push(d);
+        continue;
+      }
+      used.add(best);
+      merged.push(averageFaces(d, found[best] as DetectedFace));
+    }
+    const all = [...merged, ...found.filter((_, i) => !used.has(i))];
+    const keep = nonMaxSuppression(all.map((f) => f.box), all.map((f) => f.score), nms.onet, 'min');
+    return keep.map((i) => all[i] as DetectedFace);
   }
 
   /** One cascade at the given thresholds; faces with implausible landmarks dropped when `check`. */
@@ -272,6 +344,7 @@ export class MtcnnDetector {
     const reg = requireOutput(out, 'reg', 'onet');
     const marks = requireOutput(out, 'landmarks', 'onet');
     const faces: DetectedFace[] = [];
+    const crops: number[] = [];
     boxes.forEach((box, n) => {
       const score = prob.data[n * 2 + 1] as number;
       if (score < threshold) return;
@@ -283,9 +356,45 @@ export class MtcnnDetector {
       })) as DetectedFace['landmarks'];
       const r: Candidate['reg'] = [reg.data[n * 4] as number, reg.data[n * 4 + 1] as number, reg.data[n * 4 + 2] as number, reg.data[n * 4 + 3] as number];
       faces.push({ box: applyRegression(box, r), score, landmarks: lm });
+      crops.push(n);
     });
     const keep = nonMaxSuppression(faces.map((f) => f.box), faces.map((f) => f.score), overlap, 'min');
-    return keep.map((i) => faces[i] as DetectedFace);
+    const kept = keep.map((i) => faces[i] as DetectedFace);
+    if (this.options.mirrorLandmarks && kept.length > 0) await this.averageMirrorLandmarks(kept, keep.map((i) => crops[i] as number), batch, boxes);
+    return kept;
+  }
+
+  /**
+   * Averages each face's landmarks with O-Net's landmarks on the mirror image of the same crop
+   * (mapped back, left and right points swapped): O-Net is not symmetric, and under a mask the two
+   * estimates of the lower points disagree; their mean has less of either's error.
+   */
+  private async averageMirrorLandmarks(faces: DetectedFace[], crops: readonly number[], batch: Float32Array, boxes: readonly Box[]): Promise<void> {
+    const size = 48;
+    const per = 3 * size * size;
+    const mirrored = new Float32Array(faces.length * per);
+    crops.forEach((n, k) => {
+      for (let c = 0; c < 3 * size; c++) {
+        const row = n * per + c * size;
+        const dst = k * per + c * size;
+        for (let x = 0; x < size; x++) mirrored[dst + x] = batch[row + size - 1 - x] as number;
+      }
+    });
+    const out = await this.sessions.onet.run({ input: { data: mirrored, dims: [faces.length, 3, size, size] } });
+    const marks = requireOutput(out, 'landmarks', 'onet');
+    // Mirror point p of the crop is the crop's point SWAP[p] reflected.
+    const SWAP = [1, 0, 2, 4, 3];
+    faces.forEach((face, k) => {
+      const box = boxes[crops[k] as number] as Box;
+      const w = boxWidth(box);
+      const h = boxHeight(box);
+      face.landmarks = face.landmarks.map((p, i) => {
+        const m = SWAP[i] as number;
+        const x = box.x1 + (1 - (marks.data[k * 10 + m] as number)) * w;
+        const y = box.y1 + (marks.data[k * 10 + 5 + m] as number) * h;
+        return { x: (p.x + x) / 2, y: (p.y + y) / 2 };
+      }) as DetectedFace['landmarks'];
+    });
   }
 
   /** Crops each box (zero outside the image), resizes to size×size, packs one NCHW batch. */
@@ -311,6 +420,30 @@ export class MtcnnDetector {
 /** A first-pass face that spares the frame the second pass (MtcnnOptions.strongFaceScore). */
 export function isStrongFace(face: DetectedFace, options: Pick<MtcnnOptions, 'strongFaceScore' | 'landmarkCheck'>): boolean {
   return face.score >= options.strongFaceScore && (!options.landmarkCheck || landmarksPlausible(face, options.landmarkCheck));
+}
+
+/**
+ * A face found on the mirror image, in the frame's coordinates: x reflected, and the left/right
+ * landmarks swapped back so that the first eye and mouth corner are again the image-left ones.
+ */
+export function unmirrorFace(face: DetectedFace, width: number): DetectedFace {
+  const m = (p: Point): Point => ({ x: width - p.x, y: p.y });
+  const [le, re, nose, lm, rm] = face.landmarks;
+  return {
+    box: { x1: width - face.box.x2, y1: face.box.y1, x2: width - face.box.x1, y2: face.box.y2 },
+    score: face.score,
+    landmarks: [m(re), m(le), m(nose), m(rm), m(lm)],
+  };
+}
+
+/** One face from two detections of it: mean box and landmarks, the higher score. */
+function averageFaces(a: DetectedFace, b: DetectedFace): DetectedFace {
+  const mean = (p: Point, q: Point): Point => ({ x: (p.x + q.x) / 2, y: (p.y + q.y) / 2 });
+  return {
+    box: { x1: (a.box.x1 + b.box.x1) / 2, y1: (a.box.y1 + b.box.y1) / 2, x2: (a.box.x2 + b.box.x2) / 2, y2: (a.box.y2 + b.box.y2) / 2 },
+    score: Math.max(a.score, b.score),
+    landmarks: a.landmarks.map((p, i) => mean(p, b.landmarks[i] as Point)) as DetectedFace['landmarks'],
+  };
 }
 
 function applyRegression(b: Box, r: readonly [number, number, number, number]): Box {

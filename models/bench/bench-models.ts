@@ -22,7 +22,7 @@ import { FaceEmbedder } from '../../agent/recognition/embedder.js';
 import { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
 import type { Box } from '../../agent/vision/geometry.js';
 import type { RgbImage } from '../../agent/vision/image.js';
-import type { DetectedFace } from '../../agent/vision/mtcnn.js';
+import { type DetectedFace, PUBLISHED_MTCNN_OPTIONS } from '../../agent/vision/mtcnn.js';
 import { parseBenchArgs } from './bench-args.js';
 
 const require = createRequire(import.meta.url);
@@ -131,9 +131,9 @@ async function buildFrame(name: string, placements: readonly Placement[]): Promi
   return { name, image: { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) }, expected };
 }
 
-export async function buildFrames(): Promise<{ one: BenchFrame; five: BenchFrame }> {
-  const [one, five] = await Promise.all([buildFrame('1280×720, 1 face', ONE_FACE), buildFrame('1280×720, 5 faces', FIVE_FACES)]);
-  return { one, five };
+export async function buildFrames(): Promise<{ empty: BenchFrame; one: BenchFrame; five: BenchFrame }> {
+  const [empty, one, five] = await Promise.all([buildFrame('1280×720, no face', []), buildFrame('1280×720, 1 face', ONE_FACE), buildFrame('1280×720, 5 faces', FIVE_FACES)]);
+  return { empty, one, five };
 }
 
 /** Throws unless the detections are exactly the pasted faces: one each, centre inside its box. */
@@ -331,10 +331,10 @@ async function main(): Promise<void> {
   log(`machine: ${m.cpu} × ${m.cores}, node ${m.node}, onnxruntime-node ${m.onnxruntime}, load average ${m.loadAverage1m}`);
   if (m.loadAverage1m > 0.5 * m.cores) log(`warning: load average ${m.loadAverage1m} on ${m.cores} cores: other work is running, numbers will be inflated`);
 
-  const { one, five } = await buildFrames();
+  const { empty, one, five } = await buildFrames();
   if (args.saveFrames) {
     mkdirSync(args.saveFrames, { recursive: true });
-    for (const f of [one, five]) {
+    for (const f of [empty, one, five]) {
       const file = join(args.saveFrames, `${f.expected.length}-face${f.expected.length > 1 ? 's' : ''}.jpg`);
       await sharp(f.image.data, { raw: { width: f.image.width, height: f.image.height, channels: 3 } }).jpeg({ quality: 92 }).toFile(file);
       log(`saved ${file}`);
@@ -355,8 +355,15 @@ async function main(): Promise<void> {
   const embedRaw = new FaceEmbedder(embedderEntry, embSession, { flipAverage: false });
   const embedFlip = new FaceEmbedder(embedderEntry, embSession, { flipAverage: true });
 
+  // The second pass as it was before its finer step and mirror image (2026-11-29): what they cost.
+  const plainSecondPass = await FaceAnalyzer.create({
+    detector: { minFaceSize: MIN_FACE, secondPassScaleFactor: PUBLISHED_MTCNN_OPTIONS.scaleFactor, secondPassMirror: false },
+    flipAverage: false,
+    registry,
+  });
+
   const frames: Results['frames'] = [];
-  for (const f of [one, five]) {
+  for (const f of [empty, one, five]) {
     const faces = await analyzer.detect(f.image);
     const found = verifyDetections(f, faces);
     log(`${f.name}: detector found ${faces.length} face(s), as pasted: ${found}`);
@@ -386,6 +393,15 @@ async function main(): Promise<void> {
   log('detector:');
   add({ id: 'mtcnn-1', label: 'MTCNN detect, 1280×720, 1 face', batch: 1, targetMs: TARGET_MTCNN_MS, stats: await measure(n(10, 3), n(100, 20), () => analyzer.detect(one.image)) }, true);
   add({ id: 'mtcnn-5', label: 'MTCNN detect, 1280×720, 5 faces', batch: 5, targetMs: TARGET_MTCNN_MS, stats: await measure(n(10, 3), n(100, 20), () => analyzer.detect(five.image)) }, true);
+  // No strong face: the loose second pass runs (an empty entrance, or only masked faces).
+  add({ id: 'mtcnn-0', label: 'MTCNN detect, 1280×720, no face (second pass runs)', batch: 0, stats: await measure(n(5, 2), n(50, 10), () => analyzer.detect(empty.image)) }, true);
+  add({
+    id: 'mtcnn-0-plain',
+    label: 'same, second pass at step 0.709 without the mirror image',
+    batch: 0,
+    stats: await measure(n(5, 2), n(50, 10), () => plainSecondPass.detect(empty.image)),
+  }, true);
+  await plainSecondPass.close();
 
   log('pipeline:');
   add({ id: 'analyze-5', label: 'detect+align+embed, 1280×720, 5 faces, flip off', batch: 5, stats: await measure(n(5, 2), n(50, 10), () => analyzer.analyze(five.image)) });

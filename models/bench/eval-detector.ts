@@ -51,13 +51,14 @@ interface Setting {
 
 const fmt = (t: readonly number[]): string => t.join('/');
 const describeSetting = (o: MtcnnOptions): string =>
-  `${fmt(o.thresholds)}${o.secondPass ? `, then ${fmt(o.secondPass)} when ${o.strongFaceScore > 0 ? `no face scores ≥ ${o.strongFaceScore}${o.landmarkCheck ? ' with plausible landmarks' : ''}` : 'nothing is found'}` : ''}${o.landmarkCheck ? ` (landmark check on the ${o.secondPass ? 'second pass' : 'faces'})` : ''}`;
+  `${fmt(o.thresholds)}${o.secondPass ? `, then ${fmt(o.secondPass)} (pyramid step ${o.secondPassScaleFactor}${o.secondPassMirror ? ', on the frame and its mirror image' : ''}) when ${o.strongFaceScore > 0 ? `no face scores ≥ ${o.strongFaceScore}${o.landmarkCheck ? ' with plausible landmarks' : ''}` : 'nothing is found'}` : ''}${o.landmarkCheck ? ` (landmark check on the ${o.secondPass ? 'second pass' : 'faces'})` : ''}`;
 
 function settings(): Setting[] {
   const list: Setting[] = [{ name: 'published', options: { ...PUBLISHED_MTCNN_OPTIONS } }];
   if (DEFAULT_MTCNN_OPTIONS.secondPass) {
     // The second pass's thresholds as the only pass (without the landmark check, which applies to
-    // second passes only): roughly what the second pass finds on a frame it runs on.
+    // second passes only, and at the first pass's pyramid step, on the frame alone): roughly what
+    // the second pass finds on a frame it runs on.
     const alone: MtcnnOptions = { ...PUBLISHED_MTCNN_OPTIONS, thresholds: DEFAULT_MTCNN_OPTIONS.secondPass };
     list.push({ name: 'loose pass alone', options: alone });
   }
