@@ -60,7 +60,8 @@ interface CacheMeta {
 export async function occlusionCalibration(analyzer: FaceAnalyzer, lfwDir: string, count: number, seed: number, log: (line: string) => void): Promise<OcclusionCalibration> {
   const candidates = calibrationFiles(lfwDir, count);
   const variants: CalibrationVariant[] = ['clean', ...OCCLUDER_KINDS];
-  const key = sha256(new TextEncoder().encode(JSON.stringify([analyzer.embedder.entry.sha256, analyzer.template.name, candidates, seed, variants, 'v1']))).slice(0, 16);
+  // The detector's options place the landmarks, and so every chip.
+  const key = sha256(new TextEncoder().encode(JSON.stringify([analyzer.embedder.entry.sha256, analyzer.template.name, analyzer.detector.options, candidates, seed, variants, 'v1']))).slice(0, 16);
   const cacheDir = join(CACHE_DIR, `occlusion-${analyzer.embedder.entry.name}-${key}`);
   const metaFile = join(cacheDir, 'meta.json');
   if (existsSync(metaFile)) {
