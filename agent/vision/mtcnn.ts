@@ -348,14 +348,8 @@ export class MtcnnDetector {
     boxes.forEach((box, n) => {
       const score = prob.data[n * 2 + 1] as number;
       if (score < threshold) return;
-      const w = boxWidth(box);
-      const h = boxHeight(box);
-      const lm = Array.from({ length: 5 }, (_, p) => ({
-        x: box.x1 + (marks.data[n * 10 + p] as number) * w,
-        y: box.y1 + (marks.data[n * 10 + 5 + p] as number) * h,
-      })) as DetectedFace['landmarks'];
       const r: Candidate['reg'] = [reg.data[n * 4] as number, reg.data[n * 4 + 1] as number, reg.data[n * 4 + 2] as number, reg.data[n * 4 + 3] as number];
-      faces.push({ box: applyRegression(box, r), score, landmarks: lm });
+      faces.push({ box: applyRegression(box, r), score, landmarks: onetLandmarks(marks.data, n, box) });
       crops.push(n);
     });
     const keep = nonMaxSuppression(faces.map((f) => f.box), faces.map((f) => f.score), overlap, 'min');
@@ -382,18 +376,10 @@ export class MtcnnDetector {
     });
     const out = await this.sessions.onet.run({ input: { data: mirrored, dims: [faces.length, 3, size, size] } });
     const marks = requireOutput(out, 'landmarks', 'onet');
-    // Mirror point p of the crop is the crop's point SWAP[p] reflected.
-    const SWAP = [1, 0, 2, 4, 3];
     faces.forEach((face, k) => {
+      // O-Net's points on the mirrored crop, reflected back about the box's vertical centre line.
       const box = boxes[crops[k] as number] as Box;
-      const w = boxWidth(box);
-      const h = boxHeight(box);
-      face.landmarks = face.landmarks.map((p, i) => {
-        const m = SWAP[i] as number;
-        const x = box.x1 + (1 - (marks.data[k * 10 + m] as number)) * w;
-        const y = box.y1 + (marks.data[k * 10 + 5 + m] as number) * h;
-        return { x: (p.x + x) / 2, y: (p.y + y) / 2 };
-      }) as DetectedFace['landmarks'];
+      face.landmarks = meanLandmarks(face.landmarks, mirroredLandmarks(onetLandmarks(marks.data, k, box), box.x1 + box.x2));
     });
   }
 
@@ -422,27 +408,44 @@ export function isStrongFace(face: DetectedFace, options: Pick<MtcnnOptions, 'st
   return face.score >= options.strongFaceScore && (!options.landmarkCheck || landmarksPlausible(face, options.landmarkCheck));
 }
 
+/** O-Net's 5 landmarks of crop `n` (fractions of its input box) in the frame's coordinates. */
+function onetLandmarks(marks: Float32Array, n: number, box: Box): DetectedFace['landmarks'] {
+  const w = boxWidth(box);
+  const h = boxHeight(box);
+  return Array.from({ length: 5 }, (_, p) => ({
+    x: box.x1 + (marks[n * 10 + p] as number) * w,
+    y: box.y1 + (marks[n * 10 + 5 + p] as number) * h,
+  })) as DetectedFace['landmarks'];
+}
+
 /**
- * A face found on the mirror image, in the frame's coordinates: x reflected, and the left/right
- * landmarks swapped back so that the first eye and mouth corner are again the image-left ones.
+ * Landmarks reflected about the vertical line x = axis2x / 2, with the left and right eyes and
+ * mouth corners swapped so that the first of each is again the image-left one.
  */
+function mirroredLandmarks([le, re, nose, lm, rm]: DetectedFace['landmarks'], axis2x: number): DetectedFace['landmarks'] {
+  const m = (p: Point): Point => ({ x: axis2x - p.x, y: p.y });
+  return [m(re), m(le), m(nose), m(rm), m(lm)];
+}
+
+function meanLandmarks(a: DetectedFace['landmarks'], b: DetectedFace['landmarks']): DetectedFace['landmarks'] {
+  return a.map((p, i) => ({ x: (p.x + (b[i] as Point).x) / 2, y: (p.y + (b[i] as Point).y) / 2 })) as DetectedFace['landmarks'];
+}
+
+/** A face found on the mirror image of a frame `width` wide, in the frame's coordinates. */
 export function unmirrorFace(face: DetectedFace, width: number): DetectedFace {
-  const m = (p: Point): Point => ({ x: width - p.x, y: p.y });
-  const [le, re, nose, lm, rm] = face.landmarks;
   return {
     box: { x1: width - face.box.x2, y1: face.box.y1, x2: width - face.box.x1, y2: face.box.y2 },
     score: face.score,
-    landmarks: [m(re), m(le), m(nose), m(rm), m(lm)],
+    landmarks: mirroredLandmarks(face.landmarks, width),
   };
 }
 
 /** One face from two detections of it: mean box and landmarks, the higher score. */
 function averageFaces(a: DetectedFace, b: DetectedFace): DetectedFace {
-  const mean = (p: Point, q: Point): Point => ({ x: (p.x + q.x) / 2, y: (p.y + q.y) / 2 });
   return {
     box: { x1: (a.box.x1 + b.box.x1) / 2, y1: (a.box.y1 + b.box.y1) / 2, x2: (a.box.x2 + b.box.x2) / 2, y2: (a.box.y2 + b.box.y2) / 2 },
     score: Math.max(a.score, b.score),
-    landmarks: a.landmarks.map((p, i) => mean(p, b.landmarks[i] as Point)) as DetectedFace['landmarks'],
+    landmarks: meanLandmarks(a.landmarks, b.landmarks),
   };
 }
 
