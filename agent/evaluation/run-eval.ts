@@ -66,6 +66,15 @@ export interface EvalResult {
   msPerImage: number;
 }
 
+/** The central face of `file` (pickCentralFace), detected once per `faces` map; `image` is read only on a miss. */
+export async function cachedCentralFace(analyzer: FaceAnalyzer, faces: Map<string, DetectedFace | null>, file: string, image: () => Promise<RgbImage>): Promise<DetectedFace | undefined> {
+  if (!faces.has(file)) {
+    const img = await image();
+    faces.set(file, pickCentralFace(await analyzer.detect(img), img.width, img.height) ?? null);
+  }
+  return faces.get(file) ?? undefined;
+}
+
 /** Fraction of the shorter image side used for the centred fallback crop when no face is found. */
 const FALLBACK_CROP = 0.55;
 
@@ -111,10 +120,6 @@ export async function runVerificationEval(analyzer: FaceAnalyzer, options: EvalO
   const { chip } = analyzer.embedder;
   const landmarksFileOf = (file: string): string => cleanOf.get(file) ?? file;
   const cacheKey = (file: string): string => `${file}\u0000${landmarksFileOf(file)}`;
-  const centralFace = async (file: string, image: RgbImage): Promise<DetectedFace | undefined> => {
-    if (!cache.faces.has(file)) cache.faces.set(file, pickCentralFace(await analyzer.detect(image), image.width, image.height) ?? null);
-    return cache.faces.get(file) ?? undefined;
-  };
 
   // Only files not embedded by an earlier run with the same cache are read; one is decoded ahead
   // while the current one is in the networks.
@@ -126,7 +131,7 @@ export async function runVerificationEval(analyzer: FaceAnalyzer, options: EvalO
     next = i + 1 < todo.length ? decodeImage(todo[i + 1] as string) : undefined;
     next?.catch(() => {}); // surfaced when awaited
     const landmarksFile = landmarksFileOf(file);
-    const face = await centralFace(landmarksFile, landmarksFile === file ? image : await decodeImage(landmarksFile));
+    const face = await cachedCentralFace(analyzer, cache.faces, landmarksFile, async () => (landmarksFile === file ? image : decodeImage(landmarksFile)));
     let embedding: FaceEmbeddingResult;
     if (face) {
       embedding = (await analyzer.embedFaces(image, [face]))[0] as FaceEmbeddingResult;

@@ -32,17 +32,24 @@ export interface OcclusionCalibration {
 }
 
 /** A pixel counts as changed when a channel moved by more than this. */
-export const CHANGED = 24;
+const CHANGED = 24;
+
+/** Pixels (1) where the occluded chip differs from the clean one: any channel by more than CHANGED. */
+export function changedPixels(clean: RgbImage, occluded: RgbImage): Uint8Array {
+  const out = new Uint8Array(clean.width * clean.height);
+  for (let i = 0; i < out.length; i++) {
+    for (let c = 0; c < 3; c++) if (Math.abs((clean.data[3 * i + c] as number) - (occluded.data[3 * i + c] as number)) > CHANGED) out[i] = 1;
+  }
+  return out;
+}
 
 export function chipCoverage(clean: RgbImage, occluded: RgbImage): Coverage {
   const { width: w, height: h } = clean;
+  const changed = changedPixels(clean, occluded);
   let up = 0, lo = 0, le = 0, ri = 0;
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
-      const i = (y * w + x) * 3;
-      let d = 0;
-      for (let c = 0; c < 3; c++) d = Math.max(d, Math.abs((clean.data[i + c] as number) - (occluded.data[i + c] as number)));
-      if (d <= CHANGED) continue;
+      if (!changed[y * w + x]) continue;
       if (y < h / 2) up++; else lo++;
       if (x < w / 2) le++; else ri++;
     }

@@ -11,7 +11,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readPairsFile } from '../../agent/evaluation/pairs.js';
-import { pickCentralFace } from '../../agent/evaluation/run-eval.js';
+import { cachedCentralFace } from '../../agent/evaluation/run-eval.js';
 import { kFoldVerification, type ScoredPair, type VerificationReport } from '../../agent/evaluation/verification.js';
 import { modelsDir } from '../../agent/paths.js';
 import { euclideanDistance } from '../../agent/recognition/embedder.js';
@@ -20,7 +20,7 @@ import { decodeImage, type RgbImage } from '../../agent/vision/image.js';
 import type { DetectedFace } from '../../agent/vision/mtcnn.js';
 import { writeReadmeSection } from '../bench/readme-section.js';
 import { DEFAULT_LFW } from '../compress/lfw.js';
-import { CHANGED } from './calibration.js';
+import { changedPixels } from './calibration.js';
 
 const USAGE = 'usage: npm run eval:occlusion-oracle -- [--lfw DIR] [--occluded DIR] [--sets random40,mask] [--model NAME] [--limit PAIRS] [--json PATH] [--no-readme]';
 const GREY = 128;
@@ -36,15 +36,6 @@ interface SetResult {
   oracle: VerificationReport;
 }
 
-/** Pixels where the occluded chip differs from the clean one (any channel by more than CHANGED). */
-function changedPixels(occluded: RgbImage, clean: RgbImage): Uint8Array {
-  const out = new Uint8Array(occluded.width * occluded.height);
-  for (let i = 0; i < out.length; i++) {
-    for (let c = 0; c < 3; c++) if (Math.abs((occluded.data[3 * i + c] as number) - (clean.data[3 * i + c] as number)) > CHANGED) out[i] = 1;
-  }
-  return out;
-}
-
 function paintGrey(chip: RgbImage, where: Uint8Array): RgbImage {
   const data = new Uint8Array(chip.data);
   for (let i = 0; i < where.length; i++) if (where[i]) data.fill(GREY, 3 * i, 3 * i + 3);
@@ -52,16 +43,12 @@ function paintGrey(chip: RgbImage, where: Uint8Array): RgbImage {
 }
 
 /** `faces`: the clean photos' detected faces, shared by the sets. */
-async function measureSet(analyzer: FaceAnalyzer, faces: Map<string, DetectedFace | undefined>, lfw: string, probeDir: string, set: string, limit: number | undefined, log: (l: string) => void): Promise<SetResult> {
+async function measureSet(analyzer: FaceAnalyzer, faces: Map<string, DetectedFace | null>, lfw: string, probeDir: string, set: string, limit: number | undefined, log: (l: string) => void): Promise<SetResult> {
   const images = join(lfw, 'images');
-  const pairs = readPairsFile(join(lfw, 'pairs-dev.txt')).pairs.slice(0, limit);
-  const cleanFace = async (rel: string): Promise<DetectedFace | undefined> => {
-    if (!faces.has(rel)) {
-      const image = await decodeImage(join(images, rel));
-      faces.set(rel, pickCentralFace(await analyzer.detect(image), image.width, image.height));
-    }
-    return faces.get(rel);
-  };
+  // --limit takes pairs spread evenly over the file, so every fold (and both kinds of pair) is in.
+  const all = readPairsFile(join(lfw, 'pairs-dev.txt')).pairs;
+  const pairs = limit === undefined || limit >= all.length ? all : Array.from({ length: limit }, (_, i) => all[Math.floor((i * all.length) / limit)] as (typeof all)[number]);
+  const cleanFace = (rel: string): Promise<DetectedFace | undefined> => cachedCentralFace(analyzer, faces, rel, () => decodeImage(join(images, rel)));
   const chip = async (dir: string, rel: string, face: DetectedFace): Promise<RgbImage> => analyzer.chips(await decodeImage(join(dir, rel)), [face]).chips[0] as RgbImage;
   const plain: ScoredPair[] = [];
   const oracle: ScoredPair[] = [];
@@ -75,7 +62,7 @@ async function measureSet(analyzer: FaceAnalyzer, faces: Map<string, DetectedFac
     }
     const gallery = await chip(images, p.first, gFace);
     const probe = await chip(probeDir, p.second, qFace);
-    const occluded = changedPixels(probe, await chip(images, p.second, qFace));
+    const occluded = changedPixels(await chip(images, p.second, qFace), probe);
     share += occluded.reduce((s, v) => s + v, 0) / occluded.length;
     const [g, q, gm, qm] = await analyzer.embedder.embedFaces([gallery, probe, paintGrey(gallery, occluded), paintGrey(probe, occluded)]);
     plain.push({ fold: p.fold, same: p.same, distance: euclideanDistance(g?.embedding ?? [], q?.embedding ?? []) });
@@ -107,7 +94,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   const analyzer = await FaceAnalyzer.create({ ...(values.model ? { embedder: values.model } : {}), occlusionMasks: false });
   const results: SetResult[] = [];
-  const faces = new Map<string, DetectedFace | undefined>();
+  const faces = new Map<string, DetectedFace | null>();
   try {
     for (const set of (values.sets as string).split(',')) {
       const dir = join(values.occluded as string, `${set}-lfw`);
