@@ -223,6 +223,7 @@ describe('facegate models list --json', () => {
         ['mtcnn-onet', 'detector', true],
         ['dlib-resnet', 'embedder', true],
         ['dlib-resnet-rec-0.25', 'embedder', false],
+        ['mobilefacenet', 'embedder', false],
       ],
     );
     for (const m of rows) {

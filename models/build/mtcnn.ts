@@ -32,6 +32,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { type GraphNode, GraphBuilder, type Dim } from '../onnx/graph-builder.js';
+import { emitPrelu, tfliteShortName } from './tflite-onnx.js';
 import { readTflite, type TfliteGraph, type TfliteOperator, type TfliteTensor, type Activation } from '../tflite/reader.js';
 
 export type MtcnnStage = 'pnet' | 'rnet' | 'onet';
@@ -349,27 +350,10 @@ class Converter {
     const alpha = alphaT.data;
     const channels = this.tensor(x).shape.at(-1) ?? 0;
     if (alpha.length !== channels && alpha.length !== 1) return false;
-    const y = this.prelu(xv.name, alpha, xv.rank, shortName(alphaT.name));
+    const y = emitPrelu(this.g, xv.name, alpha, xv.rank, shortName(alphaT.name));
     for (const [j] of [neg1, relu2, neg2, mul, add]) this.consumed.add(j);
     this.define(add[1].outputs[0], { name: y, rank: xv.rank });
     return true;
-  }
-
-  /**
-   * PReLU(x) = a·x + (1 − a)·Relu(x), written with Mul/Relu/Add: onnxruntime's CPU PRelu kernel
-   * with per-channel slopes was the slowest op of all three stages (more time than the
-   * convolutions), while its Mul with a [C,1,1] operand is vectorised. Exact up to float
-   * rounding. max(x, a·x) would need one op less and holds for every slope ≤ 1, negative ones
-   * included, but P-Net's first and R-Net's first PReLU have slopes above 1 (not yet measured as a
-   * gain for the other layers); PReLU after max-pooling fails for the negative slopes.
-   */
-  private prelu(x: string, alpha: Float32Array, rank: number, name: string): string {
-    const dims = rank === 4 ? [alpha.length, 1, 1] : [alpha.length];
-    const slope = this.g.initializer(`${name}_slope`, alpha, dims);
-    const keep = this.g.initializer(`${name}_keep`, alpha.map((a) => 1 - a), dims);
-    const linear = this.g.op('Mul', [x, slope], {}, `${name}_linear`);
-    const positive = this.g.op('Mul', [this.g.op('Relu', [x], {}, `${name}_relu`), keep], {}, `${name}_positive`);
-    return this.g.op('Add', [linear, positive], {}, name);
   }
 
   /** ReduceMax(x, last, keep)->m, Sub(x,m)->s, Exp(s)->e, Sum(e, last, keep)->z, Div(e,z)->out == Softmax. */
@@ -480,11 +464,4 @@ function twoWaySoftmaxAsSigmoid(g: GraphBuilder): void {
   g.pruneUnusedInitializers();
 }
 
-function shortName(tfliteName: string): string {
-  return tfliteName
-    .split('/')
-    .filter((p) => !['read', 'weights', 'alpha', 'BiasAdd', 'transpose'].includes(p))
-    .slice(1, 3)
-    .join('_')
-    .replace(/[^A-Za-z0-9_]/g, '_') || 'op';
-}
+const shortName = (tfliteName: string): string => tfliteShortName(tfliteName);

@@ -121,7 +121,7 @@ const BUILTIN_OPERATORS: Record<number, string> = {
   9: 'FULLY_CONNECTED', 14: 'LOGISTIC', 17: 'MAX_POOL_2D', 18: 'MUL', 19: 'RELU', 21: 'RELU6',
   22: 'RESHAPE', 25: 'SOFTMAX', 28: 'TANH', 34: 'PAD', 39: 'TRANSPOSE', 40: 'MEAN', 41: 'SUB',
   42: 'DIV', 43: 'SQUEEZE', 45: 'STRIDED_SLICE', 47: 'EXP', 54: 'PRELU', 55: 'MAXIMUM',
-  57: 'MINIMUM', 59: 'NEG', 74: 'SUM', 82: 'REDUCE_MAX', 89: 'REDUCE_MIN', 98: 'LEAKY_RELU',
+  57: 'MINIMUM', 59: 'NEG', 101: 'ABS', 74: 'SUM', 82: 'REDUCE_MAX', 89: 'REDUCE_MIN', 98: 'LEAKY_RELU',
 };
 
 /** BuiltinOptions union member indices (1-based; 0 = NONE). */
@@ -157,6 +157,16 @@ export type OperatorOptions =
       padding: Padding;
       strideW: number;
       strideH: number;
+      activation: Activation;
+      dilationW: number;
+      dilationH: number;
+    }
+  | {
+      kind: 'depthwiseConv2d';
+      padding: Padding;
+      strideW: number;
+      strideH: number;
+      depthMultiplier: number;
       activation: Activation;
       dilationW: number;
       dilationH: number;
@@ -223,6 +233,17 @@ function parseOptions(type: number, t: FbTable | undefined, opcode: string): Ope
         activation: activation(t.int8(3)),
         dilationW: t.int32(4, 1),
         dilationH: t.int32(5, 1),
+      };
+    case OPTIONS.DepthwiseConv2DOptions:
+      return {
+        kind: 'depthwiseConv2d',
+        padding: padding(t.int8(0)),
+        strideW: t.int32(1),
+        strideH: t.int32(2),
+        depthMultiplier: t.int32(3, 1),
+        activation: activation(t.int8(4)),
+        dilationW: t.int32(5, 1),
+        dilationH: t.int32(6, 1),
       };
     case OPTIONS.Pool2DOptions:
       return {

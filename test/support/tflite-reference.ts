@@ -1,5 +1,5 @@
 // A tiny, literal NHWC reference interpreter for float32 TFLite graphs: only the ops the MTCNN
-// files use, executed one by one exactly as TFLite defines them (no fusion, no layout tricks).
+// and MobileFaceNet files use, executed one by one exactly as TFLite defines them (no fusion, no layout tricks).
 // Shapes are recomputed from the actual input, so P-Net runs on any input size.
 import type { TfliteGraph, TfliteOperator, Padding, Activation } from '../../models/tflite/reader.js';
 
@@ -53,6 +53,34 @@ function conv2d(x: Tensor, w: Tensor, b: Float32Array | undefined, op: TfliteOpe
           out[((bn * ph.out + oy) * pw.out + ox) * co + oc] = act(acc, o.activation);
         }
   return { shape: [n, ph.out, pw.out, co], data: out };
+}
+
+function depthwiseConv2d(x: Tensor, w: Tensor, b: Float32Array | undefined, op: TfliteOperator): Tensor {
+  const o = op.options;
+  if (o.kind !== 'depthwiseConv2d' || o.depthMultiplier !== 1) throw new Error('depthwise options');
+  const [n, h, wd, c] = x.shape as [number, number, number, number];
+  const [, kh, kw, wc] = w.shape as [number, number, number, number];
+  if (wc !== c) throw new Error('depthwise channel mismatch');
+  const ph = samePad(h, kh, o.strideH, o.padding);
+  const pw = samePad(wd, kw, o.strideW, o.padding);
+  const out = new Float32Array(n * ph.out * pw.out * c);
+  for (let bn = 0; bn < n; bn++)
+    for (let oy = 0; oy < ph.out; oy++)
+      for (let ox = 0; ox < pw.out; ox++)
+        for (let ch = 0; ch < c; ch++) {
+          let acc = b ? (b[ch] as number) : 0;
+          for (let ky = 0; ky < kh; ky++) {
+            const iy = oy * o.strideH + ky - ph.before;
+            if (iy < 0 || iy >= h) continue;
+            for (let kx = 0; kx < kw; kx++) {
+              const ix = ox * o.strideW + kx - pw.before;
+              if (ix < 0 || ix >= wd) continue;
+              acc += (x.data[((bn * h + iy) * wd + ix) * c + ch] as number) * (w.data[(ky * kw + kx) * c + ch] as number);
+            }
+          }
+          out[((bn * ph.out + oy) * pw.out + ox) * c + ch] = act(acc, o.activation);
+        }
+  return { shape: [n, ph.out, pw.out, c], data: out };
 }
 
 function maxPool(x: Tensor, op: TfliteOperator): Tensor {
@@ -191,6 +219,19 @@ export function runTfliteReference(graph: TfliteGraph, input: Tensor): Map<strin
       case 'CONV_2D':
         y = conv2d(get(op.inputs[0]), get(op.inputs[1]), constF(op.inputs[2]), op);
         break;
+      case 'DEPTHWISE_CONV_2D':
+        y = depthwiseConv2d(get(op.inputs[0]), get(op.inputs[1]), constF(op.inputs[2]), op);
+        break;
+      case 'ABS':
+        y = unary(get(op.inputs[0]), Math.abs);
+        break;
+      case 'RESHAPE': {
+        // Flattens each batch row (the stored shape names the batch the file was exported with).
+        const x = get(op.inputs[0]);
+        const rows = x.shape[0] as number;
+        y = { shape: [rows, size(x.shape) / rows], data: x.data };
+        break;
+      }
       case 'MAX_POOL_2D':
         y = maxPool(get(op.inputs[0]), op);
         break;

@@ -1,0 +1,29 @@
+// Pieces shared by the TFLite → ONNX converters (mtcnn.ts, mobilefacenet.ts).
+import type { GraphBuilder } from '../onnx/graph-builder.js';
+
+/**
+ * PReLU(x) = a·x + (1 − a)·Relu(x), written with Mul/Relu/Add: onnxruntime's CPU PRelu kernel
+ * with per-channel slopes was the slowest op of all three MTCNN stages (more time than the
+ * convolutions), while its Mul with a [C,1,1] operand is vectorised. Exact up to float
+ * rounding. max(x, a·x) would need one op less but fails for slopes above 1, which MTCNN has.
+ */
+export function emitPrelu(g: GraphBuilder, x: string, alpha: Float32Array, rank: number, name: string): string {
+  const dims = rank === 4 ? [alpha.length, 1, 1] : [alpha.length];
+  const slope = g.initializer(`${name}_slope`, alpha, dims);
+  const keep = g.initializer(`${name}_keep`, alpha.map((a) => 1 - a), dims);
+  const linear = g.op('Mul', [x, slope], {}, `${name}_linear`);
+  const positive = g.op('Mul', [g.op('Relu', [x], {}, `${name}_relu`), keep], {}, `${name}_positive`);
+  return g.op('Add', [linear, positive], {}, name);
+}
+
+/** A readable ONNX node name from a TFLite tensor path (two path parts, ASCII word characters). */
+export function tfliteShortName(tfliteName: string, from = 1): string {
+  return (
+    tfliteName
+      .split('/')
+      .filter((p) => !['read', 'weights', 'alpha', 'BiasAdd', 'transpose'].includes(p))
+      .slice(from, from + 2)
+      .join('_')
+      .replace(/[^A-Za-z0-9_]/g, '_') || 'op'
+  );
+}
