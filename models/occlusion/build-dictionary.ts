@@ -18,7 +18,7 @@ import { occlusionCalibration } from './calibration.js';
 import { FAR_GRID, farCurve, type FitOptions, fitClassifier, fitPattern, pairwiseDistances, PATTERNS, type PatternFit, plainProjection, samplesByPattern } from './fit.js';
 
 const USAGE =
-  'usage: npm run models:occlusion -- [--model NAME] [--lfw DIR] [--count N] [--seed S] [--drop 0,0.25] [--ridge R] [--lda-dims K] [--fc-share A]';
+  'usage: npm run models:occlusion -- [--model NAME] [--lfw DIR] [--count N] [--seed S] [--drop 0,0.25] [--ridge R] [--lda-dims K] [--fc-share A] [--classifier-ridge L]';
 
 interface Args {
   model?: string;
@@ -26,6 +26,8 @@ interface Args {
   count: number;
   seed: number;
   fit: FitOptions;
+  /** Ridge of the pattern classifier's least squares (on standardised features). */
+  classifierRidge: number;
 }
 
 function parse(argv: readonly string[]): Args {
@@ -40,6 +42,7 @@ function parse(argv: readonly string[]): Args {
       ridge: { type: 'string', default: '1' },
       'lda-dims': { type: 'string', default: '64' },
       'fc-share': { type: 'string', default: '0.5' },
+      'classifier-ridge': { type: 'string', default: '100' },
     },
     strict: true,
   });
@@ -59,24 +62,40 @@ function parse(argv: readonly string[]): Args {
       ldaDims: num('lda-dims', values['lda-dims'] as string, (n) => Number.isInteger(n) && n >= 1),
       fcShare: num('fc-share', values['fc-share'] as string, (n) => n >= 0 && n < 1),
     },
+    classifierRidge: num('classifier-ridge', values['classifier-ridge'] as string, (n) => n > 0),
   };
 }
 
-/** The embedder's fc weight ([C × outputs]) from its ONNX graph, when it has one named head/fc/weight. */
-function fcWeight(modelFile: string): FitOptions['fc'] {
+/**
+ * The embedder's fc weight ([C × outputs]) from its ONNX graph, when it has one named
+ * head/fc/weight, and whether the graph L2-normalises the embedding after it (MobileFaceNet does,
+ * dlib's descriptor does not).
+ */
+function embedderHead(modelFile: string): { fc: FitOptions['fc']; normalised: boolean } {
   const { graph } = GraphBuilder.fromBytes(readFileSync(modelFile));
   const fc = graph.initializers.get('head/fc/weight');
-  if (!fc || fc.dims.length !== 2 || !(fc.data instanceof Float32Array)) return undefined;
-  return { weight: fc.data, channels: fc.dims[0] as number, outputs: fc.dims[1] as number };
+  // The node making `embedding`, past the Identity the graph builder inserts for output names.
+  let producer = graph.nodes.find((n) => n.outputs.includes('embedding'));
+  while (producer?.opType === 'Identity') {
+    const input = producer.inputs[0];
+    producer = graph.nodes.find((n) => input !== undefined && n.outputs.includes(input));
+  }
+  const normalised = producer?.opType === 'LpNormalization';
+  if (!fc || fc.dims.length !== 2 || !(fc.data instanceof Float32Array)) return { fc: undefined, normalised };
+  return { fc: { weight: fc.data, channels: fc.dims[0] as number, outputs: fc.dims[1] as number }, normalised };
 }
 
-/** x · projection ([F × outputs]) without normalisation: the embedder's own embedding when the projection is its fc. */
-function rawProject(projection: Float32Array, x: Float32Array, outputs: number): Float32Array {
+/** x · projection ([F × outputs]): the embedder's own embedding when the projection is its fc (unit length when the graph normalises it). */
+function plainEmbedding(projection: Float32Array, x: Float32Array, outputs: number, normalised: boolean): Float32Array {
   const out = new Float32Array(outputs);
   for (let j = 0; j < x.length; j++) {
     const v = x[j] as number;
     if (v === 0) continue;
     for (let o = 0; o < outputs; o++) out[o] = (out[o] as number) + v * (projection[j * outputs + o] as number);
+  }
+  if (normalised) {
+    const norm = Math.hypot(...out);
+    if (norm > 0) for (let o = 0; o < outputs; o++) out[o] = (out[o] as number) / norm;
   }
   return out;
 }
@@ -91,7 +110,7 @@ export async function buildOcclusionDictionary(argv: readonly string[], log: (li
     const entry = analyzer.embedder.entry;
     log(`occlusion masks for ${entry.name} (${entry.sha256.slice(0, 12)}…), calibration from ${args.lfw}`);
     const cal = await occlusionCalibration(analyzer, args.lfw, args.count, args.seed, log);
-    const fc = fcWeight(registry.pathOf(entry));
+    const { fc, normalised } = embedderHead(registry.pathOf(entry));
     if (fc && fc.channels !== cal.featureShape[0]) throw new Error(`${entry.name}: fc has ${fc.channels} input channels, the feature map ${cal.featureShape[0]}`);
     const fit: FitOptions = { ...args.fit, ...(fc ? { fc } : {}) };
     // Every 5th calibration face is held out for validation (other people than the training faces).
@@ -105,7 +124,7 @@ export async function buildOcclusionDictionary(argv: readonly string[], log: (li
       fits.push(fitPattern(spec, cal, samples, isValidation, fit, log));
     }
     log('classifier: least squares on the standardised feature map');
-    const classifier = fitClassifier(cal, byPattern, isValidation, 100, 0.01);
+    const classifier = fitClassifier(cal, byPattern, isValidation, args.classifierRidge, 0.01);
 
     // Blob layout: per pattern keep, mean, projection; then classifier mean, scale, weights.
     const parts: Float32Array[] = [];
@@ -125,12 +144,13 @@ export async function buildOcclusionDictionary(argv: readonly string[], log: (li
       offsets: { keep: put(p.keep), mean: put(p.mean), projection: put(p.projection) },
     }));
     // The plain space's impostor curve: the agent's ordinary embeddings (fc on the spatial mean of
-    // the oriented map, not normalised) of the validation faces, clean, each against every other.
+    // the oriented map, normalised where the graph does) of the validation faces, clean, each
+    // against every other.
     if (!fc) throw new Error(`${entry.name}: no head/fc/weight initializer; the plain-space calibration needs the embedder's fc`);
     const f = cal.featureShape[0] * cal.featureShape[1] * cal.featureShape[2];
     const plainPattern = { keep: new Float32Array(f).fill(1), mean: new Float32Array(f), ...plainProjection(cal.featureShape, fc) };
     const cleanMaps = cal.features.get('clean') as Float32Array;
-    const plainEmbeddings = cal.files.map((_, face) => face).filter(isValidation).map((face) => rawProject(plainPattern.projection, cleanMaps.subarray(face * f, (face + 1) * f), fc.outputs));
+    const plainEmbeddings = cal.files.map((_, face) => face).filter(isValidation).map((face) => plainEmbedding(plainPattern.projection, cleanMaps.subarray(face * f, (face + 1) * f), fc.outputs, normalised));
     const plainFar = farCurve(pairwiseDistances(plainEmbeddings));
     const classifierOffsets = { mean: put(classifier.mean), scale: put(classifier.scale), weights: put(classifier.weights) };
     const command = `npm run models:occlusion -- --model ${entry.name}${argv.filter((a) => !a.startsWith('--model')).length ? ` ${argv.join(' ')}` : ''}`.replace(/ --model \S+ --model/, ' --model');
@@ -149,7 +169,7 @@ export async function buildOcclusionDictionary(argv: readonly string[], log: (li
         validation: Object.fromEntries(
           fits.map((f) => [f.pattern.name, { plain: f.plain, tried: f.validation.map((v) => ({ dropped: v.dropped, ...v.verification })), samples: f.pattern.samples }]),
         ),
-        classifier: { accuracy: classifier.accuracy, minScore: classifier.minScore, cleanTakenForOccluded: 1 - (classifier.accuracy.clean ?? 0) },
+        classifier: { ridge: args.classifierRidge, accuracy: classifier.accuracy, minScore: classifier.minScore, cleanTakenForOccluded: 1 - (classifier.accuracy.clean ?? 0) },
         seconds: Math.round((Date.now() - started) / 1000),
       },
     };
