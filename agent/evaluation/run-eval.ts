@@ -62,6 +62,12 @@ export interface EvalResult {
    * threshold so pairs of different patterns share one threshold, as the agent's decisions do.
    */
   masked?: { report: VerificationReport; probePatterns: Record<string, number> };
+  /**
+   * Each pair's score as a log10 false-accept rate (with occlusion masks, whose calibration gives
+   * the scale), in file order: plain distances and occlusion-aware scores. One scale for every
+   * embedder, so two embedders' scores can be fused (eval:occlusion). Not written to the JSON.
+   */
+  pairLog10Far?: { plain: number[]; masked: number[] };
   seconds: number;
   msPerImage: number;
 }
@@ -158,6 +164,12 @@ export async function runVerificationEval(analyzer: FaceAnalyzer, options: EvalO
   });
   const masks = analyzer.occlusion;
   const masked = masks ? maskedVerification(masks, pairsFile.pairs.map((p) => ({ fold: p.fold, same: p.same, faces: pairOf(p) }))) : undefined;
+  const pairLog10Far = masks
+    ? {
+        plain: scored.map((p) => masks.log10Far(CLEAN_PATTERN, p.distance)),
+        masked: pairsFile.pairs.map((p) => maskedScore(masks, ...pairOf(p))),
+      }
+    : undefined;
   const seconds = (Date.now() - started) / 1000;
   const result: EvalResult = {
     pairsFile: options.pairsFile,
@@ -177,10 +189,11 @@ export async function runVerificationEval(analyzer: FaceAnalyzer, options: EvalO
     pairs: scored.length,
     report: kFoldVerification(scored),
     ...(masked ? { masked } : {}),
+    ...(pairLog10Far ? { pairLog10Far } : {}),
     seconds,
     msPerImage: (seconds * 1000) / Math.max(1, files.length),
   };
-  if (options.jsonOut) writeFileSync(options.jsonOut, `${JSON.stringify(result, null, 2)}\n`);
+  if (options.jsonOut) writeFileSync(options.jsonOut, `${JSON.stringify({ ...result, pairLog10Far: undefined }, null, 2)}\n`);
   return result;
 }
 

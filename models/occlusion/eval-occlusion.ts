@@ -12,7 +12,8 @@ import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { countPatterns, maskedScore, newEvalCache, pickCentralFace, runVerificationEval } from '../../agent/evaluation/run-eval.js';
+import { countPatterns, type EvalResult, maskedScore, newEvalCache, pickCentralFace, runVerificationEval } from '../../agent/evaluation/run-eval.js';
+import { readPairsFile } from '../../agent/evaluation/pairs.js';
 import { kFoldVerification, type ScoredPair, tarAtFar, type VerificationReport } from '../../agent/evaluation/verification.js';
 import { modelsDir } from '../../agent/paths.js';
 import { euclideanDistance, type FaceEmbeddingResult } from '../../agent/recognition/embedder.js';
@@ -23,7 +24,7 @@ import { warpChips } from '../../agent/vision/align.js';
 import { writeReadmeSection } from '../bench/readme-section.js';
 import type { RgbImage } from '../../agent/vision/image.js';
 
-const USAGE = 'usage: npm run eval:occlusion -- [--models NAME,NAME] [--lfw DIR] [--occluded DIR] [--masked DIR] [--sets clean,random40,mask,sunglasses] [--alignments detected,clean-original] [--json PATH] [--no-readme]';
+const USAGE = 'usage: npm run eval:occlusion -- [--models NAME,NAME] [--lfw DIR] [--occluded DIR] [--masked DIR] [--sets clean,random40,mask,sunglasses] [--alignments detected,clean-original] [--fuse NAME,NAME|none] [--json PATH] [--no-readme]';
 
 const ALIGNMENTS = ['detected', 'clean-original'] as const;
 type Alignment = (typeof ALIGNMENTS)[number];
@@ -53,8 +54,28 @@ interface MaskedIdentification {
   probes: number;
   noFace: { gallery: number; probes: number };
   probePatterns: Record<string, number>;
-  plain: { rank1: number; verification: VerificationReport; tarAtFar1e3AllPairs: number };
-  masked: { rank1: number; verification: VerificationReport; tarAtFar1e3AllPairs: number } | null;
+  plain: IdentificationSummary;
+  masked: IdentificationSummary | null;
+}
+
+interface IdentificationSummary {
+  rank1: number;
+  verification: VerificationReport;
+  tarAtFar1e3AllPairs: number;
+}
+
+/** Probe × gallery scores as log10 FAR (plain and occlusion-aware) with each photo's person, for fusion; not in the JSON. */
+interface IdentificationScores {
+  probePeople: number[];
+  galleryPeople: number[];
+  plain: number[][];
+  masked: number[][];
+}
+
+/** Two embedders' scores of the same comparisons fused: the mean of their log10 false-accept rates (the geometric mean of the FARs). */
+function fuse(a: readonly number[], b: readonly number[]): number[] {
+  if (a.length !== b.length) throw new Error(`score fusion: ${a.length} against ${b.length} scores`);
+  return a.map((v, i) => (v + (b[i] as number)) / 2);
 }
 
 /** A tight crop padded by PAD on every side with its own edge pixels, so the detector sees a whole face. */
@@ -81,7 +102,7 @@ async function embedCrop(analyzer: FaceAnalyzer, file: string): Promise<{ result
   return { result: (await analyzer.embedder.embedFaces([chip as RgbImage]))[0] as FaceEmbeddingResult, found: false };
 }
 
-export async function maskedIdentification(analyzer: FaceAnalyzer, dir: string, log: (l: string) => void): Promise<MaskedIdentification> {
+export async function maskedIdentification(analyzer: FaceAnalyzer, dir: string, log: (l: string) => void): Promise<MaskedIdentification & { scores?: IdentificationScores }> {
   const people = readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
   const list = (p: string, sub: string): string[] => {
     const d = join(dir, p, sub);
@@ -110,27 +131,7 @@ export async function maskedIdentification(analyzer: FaceAnalyzer, dir: string, 
   // Rank-1 over the whole gallery; verification on balanced pairs (every genuine masked × unmasked
   // pair and as many impostor pairs, spread evenly over the other people's photos, LFW-style), with
   // 5 folds by probe so a threshold is never chosen on the probe it is tested on; TAR @ FAR on all pairs.
-  const summarise = (d: number[][]): { rank1: number; verification: VerificationReport; tarAtFar1e3AllPairs: number } => {
-    let hits = 0;
-    const balanced: ScoredPair[] = [];
-    const all: ScoredPair[] = [];
-    probes.forEach((p, i) => {
-      const row = d[i] as number[];
-      let best = 0;
-      const impostors: number[] = [];
-      row.forEach((v, j) => {
-        if (v < (row[best] as number)) best = j;
-        const same = (gallery[j] as Item).person === p.person;
-        all.push({ fold: i % 5, same, distance: v });
-        if (same) balanced.push({ fold: i % 5, same, distance: v });
-        else impostors.push(v);
-      });
-      const genuine = row.length - impostors.length;
-      for (let k = 0; k < genuine; k++) balanced.push({ fold: i % 5, same: false, distance: impostors[Math.floor(((k + 0.5) * impostors.length) / genuine)] as number });
-      if ((gallery[best] as Item).person === p.person) hits++;
-    });
-    return { rank1: hits / probes.length, verification: kFoldVerification(balanced), tarAtFar1e3AllPairs: tarAtFar(all, 1e-3).tar };
-  };
+  const summarise = (d: number[][]): IdentificationSummary => summariseIdentification(d, probes.map((p) => p.person), gallery.map((g) => g.person));
   return {
     model: analyzer.embedder.entry.name,
     people: people.length,
@@ -140,7 +141,38 @@ export async function maskedIdentification(analyzer: FaceAnalyzer, dir: string, 
     probePatterns,
     plain: summarise(plainD),
     masked: maskedD ? summarise(maskedD) : null,
+    ...(masks && maskedD
+      ? { scores: { probePeople: probes.map((p) => p.person), galleryPeople: gallery.map((g) => g.person), plain: plainD.map((r) => r.map((d) => masks.log10Far(CLEAN_PATTERN, d))), masked: maskedD } }
+      : {}),
   };
+}
+
+/**
+ * Rank-1 over the whole gallery; verification on balanced pairs (every genuine masked × unmasked
+ * pair and as many impostor pairs, spread evenly over the other people's photos, LFW-style), with
+ * 5 folds by probe so a threshold is never chosen on the probe it is tested on; TAR @ FAR on all
+ * pairs. `d` is probe × gallery, lower = more alike.
+ */
+function summariseIdentification(d: readonly number[][], probePeople: readonly number[], galleryPeople: readonly number[]): IdentificationSummary {
+  let hits = 0;
+  const balanced: ScoredPair[] = [];
+  const all: ScoredPair[] = [];
+  probePeople.forEach((person, i) => {
+    const row = d[i] as number[];
+    let best = 0;
+    const impostors: number[] = [];
+    row.forEach((v, j) => {
+      if (v < (row[best] as number)) best = j;
+      const same = galleryPeople[j] === person;
+      all.push({ fold: i % 5, same, distance: v });
+      if (same) balanced.push({ fold: i % 5, same, distance: v });
+      else impostors.push(v);
+    });
+    const genuine = row.length - impostors.length;
+    for (let k = 0; k < genuine; k++) balanced.push({ fold: i % 5, same: false, distance: impostors[Math.floor(((k + 0.5) * impostors.length) / genuine)] as number });
+    if (galleryPeople[best] === person) hits++;
+  });
+  return { rank1: hits / probePeople.length, verification: kFoldVerification(balanced), tarAtFar1e3AllPairs: tarAtFar(all, 1e-3).tar };
 }
 
 const pct = (v: number | null): string => (v === null ? '—' : `${(v * 100).toFixed(2)}%`);
@@ -167,7 +199,7 @@ function table(rows: readonly Row[], idents: readonly MaskedIdentification[]): s
       lines.push(`| ${ident.model} | no masking | ${pct(ident.plain.rank1)} | ${pct(ident.plain.verification.meanAccuracy)} | ${pct(ident.plain.tarAtFar1e3AllPairs)} |`);
       if (ident.masked) {
         lines.push(
-          `| ${ident.model} | occlusion-aware (probes: ${Object.entries(ident.probePatterns).map(([k, v]) => `${k} ${v}`).join(', ')}) | **${pct(ident.masked.rank1)}** | **${pct(ident.masked.verification.meanAccuracy)}** | ${pct(ident.masked.tarAtFar1e3AllPairs)} |`,
+          `| ${ident.model} | occlusion-aware (${Object.keys(ident.probePatterns).length ? `probes: ${Object.entries(ident.probePatterns).map(([k, v]) => `${k} ${v}`).join(', ')}` : "each embedder's own prediction"}) | **${pct(ident.masked.rank1)}** | **${pct(ident.masked.verification.meanAccuracy)}** | ${pct(ident.masked.tarAtFar1e3AllPairs)} |`,
         );
       }
     }
@@ -185,6 +217,7 @@ async function main(): Promise<void> {
       sets: { type: 'string', default: 'clean,random40,mask,sunglasses' },
       alignments: { type: 'string', default: ALIGNMENTS.join(',') },
       json: { type: 'string', default: join(modelsDir(), 'occlusion', 'eval-results.json') },
+      fuse: { type: 'string' },
       'no-readme': { type: 'boolean' },
     },
     strict: true,
@@ -201,6 +234,15 @@ async function main(): Promise<void> {
     if (!(ALIGNMENTS as readonly string[]).includes(a)) throw new Error(`--alignments: unknown "${a}", expected ${ALIGNMENTS.join(' or ')}; ${USAGE}`);
     return a as Alignment;
   });
+  // Score fusion of two embedders (each pair scored by the mean of their log10 FARs): by default
+  // dlib-resnet with mobilefacenet when both are measured.
+  const fusePair = values.fuse === 'none' ? [] : ((values.fuse as string | undefined) ?? 'dlib-resnet,mobilefacenet').split(',');
+  if (fusePair.length !== 0 && fusePair.length !== 2) throw new Error(`--fuse: name two embedders (or none); ${USAGE}`);
+  const fused = fusePair.length === 2 && fusePair.every((m) => models.includes(m)) ? (fusePair as [string, string]) : undefined;
+  const folds = readPairsFile(join(lfw, 'pairs-dev.txt')).pairs.map((p) => ({ fold: p.fold, same: p.same }));
+  /** Per probe set and alignment, each embedder's pair scores (log10 FAR) and its row. */
+  const runs = new Map<string, Map<string, { row: Row; scores: NonNullable<EvalResult['pairLog10Far']> }>>();
+  const identScores = new Map<string, IdentificationScores>();
   const started = Date.now();
   const rows: Row[] = [];
   const idents: MaskedIdentification[] = [];
@@ -242,13 +284,45 @@ async function main(): Promise<void> {
             probePatterns: r.masked?.probePatterns ?? null,
           });
           log(`${model}, ${set} (${alignment}): no masking ${pct(r.report.meanAccuracy)}, occlusion-aware ${pct(r.masked?.report.meanAccuracy ?? null)}`);
+          const key = `${set}\u0000${alignment}`;
+          if (r.pairLog10Far) runs.set(key, (runs.get(key) ?? new Map()).set(model, { row: rows.at(-1) as Row, scores: r.pairLog10Far }));
         }
       }
       const maskedDir = values.masked as string;
-      if (existsSync(maskedDir)) idents.push(await maskedIdentification(analyzer, maskedDir, log));
+      if (existsSync(maskedDir)) {
+        const { scores, ...ident } = await maskedIdentification(analyzer, maskedDir, log);
+        idents.push(ident);
+        if (scores) identScores.set(model, scores);
+      }
       else log(`skipping the real masked faces: ${maskedDir} not found`);
     } finally {
       await analyzer.close();
+    }
+  }
+  if (fused) {
+    const [a, b] = fused;
+    const model = `${a} + ${b} (score fusion)`;
+    for (const perModel of runs.values()) {
+      const x = perModel.get(a);
+      const y = perModel.get(b);
+      if (!x || !y) continue;
+      const report = (fusedScores: number[]): VerificationReport => kFoldVerification(fusedScores.map((distance, i) => ({ ...(folds[i] as { fold: number; same: boolean }), distance })));
+      const plain = report(fuse(x.scores.plain, y.scores.plain));
+      const masked = report(fuse(x.scores.masked, y.scores.masked));
+      rows.push({ ...x.row, model, plain: plain.meanAccuracy, plainStd: plain.stdAccuracy, masked: masked.meanAccuracy, maskedStd: masked.stdAccuracy, probePatterns: null });
+    }
+    const x = identScores.get(a);
+    const y = identScores.get(b);
+    const first = idents.find((i) => i.model === a);
+    if (x && y && first) {
+      const fuseRows = (p: number[][], q: number[][]): number[][] => p.map((r, i) => fuse(r, q[i] as number[]));
+      idents.push({
+        ...first,
+        model,
+        probePatterns: {},
+        plain: summariseIdentification(fuseRows(x.plain, y.plain), x.probePeople, x.galleryPeople),
+        masked: summariseIdentification(fuseRows(x.masked, y.masked), x.probePeople, x.galleryPeople),
+      });
     }
   }
   const text = table(rows, idents);
@@ -264,7 +338,7 @@ async function main(): Promise<void> {
     writeReadmeSection(
       join(modelsDir(), 'README.md'),
       'eval:occlusion',
-      `### Occlusion evaluation\n\nMeasured with \`${command}\` on ${new Date().toISOString().slice(0, 10)} (${Math.round((Date.now() - started) / 60000)} min; JSON: models/occlusion/eval-results.json). LFW pairs-dev, 5 identity-disjoint folds, clean gallery (first image of each pair) and occluded probe (second image). Probe landmarks *detected*: every image through the detector and aligner as in the agent (a probe without a detected face is embedded from a centred crop), so detection misses count. Probe landmarks *clean original*: each occluded probe aligned by the landmarks detected on the same photo before occlusion — the protocol of FROM and PDSN, which draw occluders on aligned faces — so the figure measures recognition alone (detection under occlusion is measured below). Occlusion-aware matching: the probe's predicted pattern decides the space both faces are compared in; each pair is scored by the false-accept rate of its distance in that space (calibrated on held-out calibration faces), so one threshold serves all pairs.\n\n${text}`,
+      `### Occlusion evaluation\n\nMeasured with \`${command}\` on ${new Date().toISOString().slice(0, 10)} (${Math.round((Date.now() - started) / 60000)} min; JSON: models/occlusion/eval-results.json). LFW pairs-dev, 5 identity-disjoint folds, clean gallery (first image of each pair) and occluded probe (second image). Probe landmarks *detected*: every image through the detector and aligner as in the agent (a probe without a detected face is embedded from a centred crop), so detection misses count. Probe landmarks *clean original*: each occluded probe aligned by the landmarks detected on the same photo before occlusion — the protocol of FROM and PDSN, which draw occluders on aligned faces — so the figure measures recognition alone (detection under occlusion is measured below). Occlusion-aware matching: the probe's predicted pattern decides the space both faces are compared in; each pair is scored by the false-accept rate of its distance in that space (calibrated on held-out calibration faces), so one threshold serves all pairs.${fused ? ` Score fusion (${fused.join(' + ')}): both embedders measure every pair, each in its own space as above, and the pair is scored by the mean of the two log10 false-accept rates (equal weights, not tuned); the agent runs one embedder (see the note below the table).` : ''}\n\n${text}`,
     );
     log('updated models/README.md');
   }
