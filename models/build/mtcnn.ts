@@ -32,7 +32,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { type GraphNode, GraphBuilder, type Dim } from '../onnx/graph-builder.js';
-import { emitPrelu, tfliteShortName } from './tflite-onnx.js';
+import { emitPrelu, findFollowing, tensorAt, tfliteShortName } from './tflite-onnx.js';
 import { readTflite, type TfliteGraph, type TfliteOperator, type TfliteTensor, type Activation } from '../tflite/reader.js';
 
 export type MtcnnStage = 'pnet' | 'rnet' | 'onet';
@@ -134,12 +134,6 @@ function outputRoles(stage: MtcnnStage, graph: TfliteGraph): [string, number][] 
     throw new Error(`${stage}: outputs ${roles.map((r) => r[0]).join(',')} do not match the MTCNN contract`);
   }
   return roles;
-}
-
-function tensorAt(graph: TfliteGraph, index: number): TfliteTensor {
-  const t = graph.tensors[index];
-  if (!t) throw new Error(`TFLite tensor #${index} does not exist`);
-  return t;
 }
 
 interface Value {
@@ -317,13 +311,7 @@ class Converter {
     const x = relu.inputs[0] as number;
     const a = relu.outputs[0] as number;
     // The five other ops follow in this order in TOCO output; find them by dataflow to be safe.
-    const find = (opcode: string, pred: (op: TfliteOperator) => boolean): [number, TfliteOperator] | undefined => {
-      for (let j = i + 1; j < Math.min(ops.length, i + 8); j++) {
-        const op = ops[j] as TfliteOperator;
-        if (!this.consumed.has(j) && op.opcode === opcode && pred(op)) return [j, op];
-      }
-      return undefined;
-    };
+    const find = (opcode: string, pred: (op: TfliteOperator) => boolean): [number, TfliteOperator] | undefined => findFollowing(ops, i, 8, this.consumed, opcode, pred);
     const neg1 = find('NEG', (op) => op.inputs[0] === x);
     if (!neg1) return false;
     const relu2 = find('RELU', (op) => op.inputs[0] === neg1[1].outputs[0]);

@@ -1,5 +1,6 @@
 // Pieces shared by the TFLite → ONNX converters (mtcnn.ts, mobilefacenet.ts).
 import type { GraphBuilder } from '../onnx/graph-builder.js';
+import type { TfliteGraph, TfliteOperator, TfliteTensor } from '../tflite/reader.js';
 
 /**
  * PReLU(x) = a·x + (1 − a)·Relu(x), written with Mul/Relu/Add: onnxruntime's CPU PRelu kernel
@@ -26,4 +27,30 @@ export function tfliteShortName(tfliteName: string, from = 1): string {
       .join('_')
       .replace(/[^A-Za-z0-9_]/g, '_') || 'op'
   );
+}
+
+/**
+ * The first operator after `from` (within `window` ops) with `opcode` that satisfies `pred` and is
+ * not yet consumed: TOCO writes a decomposed op's parts close together, but they are found by
+ * dataflow rather than by position.
+ */
+export function findFollowing(
+  ops: readonly TfliteOperator[],
+  from: number,
+  window: number,
+  consumed: ReadonlySet<number>,
+  opcode: string,
+  pred: (op: TfliteOperator) => boolean,
+): [number, TfliteOperator] | undefined {
+  for (let j = from + 1; j < Math.min(ops.length, from + window); j++) {
+    const op = ops[j] as TfliteOperator;
+    if (!consumed.has(j) && op.opcode === opcode && pred(op)) return [j, op];
+  }
+  return undefined;
+}
+
+export function tensorAt(graph: TfliteGraph, index: number): TfliteTensor {
+  const t = graph.tensors[index];
+  if (!t) throw new Error(`TFLite tensor #${index} does not exist`);
+  return t;
 }

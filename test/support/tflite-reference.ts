@@ -25,12 +25,16 @@ function samePad(inSize: number, k: number, s: number, padding: Padding): { out:
   return { out, before: Math.floor(total / 2) };
 }
 
+/** CONV_2D (weights OHWI) and DEPTHWISE_CONV_2D (weights 1HWC, multiplier 1), as TFLite defines them. */
 function conv2d(x: Tensor, w: Tensor, b: Float32Array | undefined, op: TfliteOperator): Tensor {
   const o = op.options;
-  if (o.kind !== 'conv2d') throw new Error('conv options');
+  if (o.kind !== 'conv2d' && o.kind !== 'depthwiseConv2d') throw new Error('conv options');
+  const depthwise = o.kind === 'depthwiseConv2d';
+  if (depthwise && o.depthMultiplier !== 1) throw new Error('depthwise multiplier');
   const [n, h, wd, ci] = x.shape as [number, number, number, number];
-  const [co, kh, kw, wci] = w.shape as [number, number, number, number];
-  if (wci !== ci) throw new Error('conv channel mismatch');
+  const [w0, kh, kw, w3] = w.shape as [number, number, number, number];
+  const co = depthwise ? w3 : w0;
+  if (w3 !== ci) throw new Error('conv channel mismatch');
   const ph = samePad(h, kh, o.strideH, o.padding);
   const pw = samePad(wd, kw, o.strideW, o.padding);
   const out = new Float32Array(n * ph.out * pw.out * co);
@@ -46,6 +50,10 @@ function conv2d(x: Tensor, w: Tensor, b: Float32Array | undefined, op: TfliteOpe
               const ix = ox * o.strideW + kx - pw.before;
               if (ix < 0 || ix >= wd) continue;
               const xBase = ((bn * h + iy) * wd + ix) * ci;
+              if (depthwise) {
+                acc += (x.data[xBase + oc] as number) * (w.data[(ky * kw + kx) * co + oc] as number);
+                continue;
+              }
               const wBase = ((oc * kh + ky) * kw + kx) * ci;
               for (let c = 0; c < ci; c++) acc += (x.data[xBase + c] as number) * (w.data[wBase + c] as number);
             }
@@ -53,34 +61,6 @@ function conv2d(x: Tensor, w: Tensor, b: Float32Array | undefined, op: TfliteOpe
           out[((bn * ph.out + oy) * pw.out + ox) * co + oc] = act(acc, o.activation);
         }
   return { shape: [n, ph.out, pw.out, co], data: out };
-}
-
-function depthwiseConv2d(x: Tensor, w: Tensor, b: Float32Array | undefined, op: TfliteOperator): Tensor {
-  const o = op.options;
-  if (o.kind !== 'depthwiseConv2d' || o.depthMultiplier !== 1) throw new Error('depthwise options');
-  const [n, h, wd, c] = x.shape as [number, number, number, number];
-  const [, kh, kw, wc] = w.shape as [number, number, number, number];
-  if (wc !== c) throw new Error('depthwise channel mismatch');
-  const ph = samePad(h, kh, o.strideH, o.padding);
-  const pw = samePad(wd, kw, o.strideW, o.padding);
-  const out = new Float32Array(n * ph.out * pw.out * c);
-  for (let bn = 0; bn < n; bn++)
-    for (let oy = 0; oy < ph.out; oy++)
-      for (let ox = 0; ox < pw.out; ox++)
-        for (let ch = 0; ch < c; ch++) {
-          let acc = b ? (b[ch] as number) : 0;
-          for (let ky = 0; ky < kh; ky++) {
-            const iy = oy * o.strideH + ky - ph.before;
-            if (iy < 0 || iy >= h) continue;
-            for (let kx = 0; kx < kw; kx++) {
-              const ix = ox * o.strideW + kx - pw.before;
-              if (ix < 0 || ix >= wd) continue;
-              acc += (x.data[((bn * h + iy) * wd + ix) * c + ch] as number) * (w.data[(ky * kw + kx) * c + ch] as number);
-            }
-          }
-          out[((bn * ph.out + oy) * pw.out + ox) * c + ch] = act(acc, o.activation);
-        }
-  return { shape: [n, ph.out, pw.out, c], data: out };
 }
 
 function maxPool(x: Tensor, op: TfliteOperator): Tensor {
@@ -217,10 +197,8 @@ export function runTfliteReference(graph: TfliteGraph, input: Tensor): Map<strin
     let y: Tensor;
     switch (op.opcode) {
       case 'CONV_2D':
-        y = conv2d(get(op.inputs[0]), get(op.inputs[1]), constF(op.inputs[2]), op);
-        break;
       case 'DEPTHWISE_CONV_2D':
-        y = depthwiseConv2d(get(op.inputs[0]), get(op.inputs[1]), constF(op.inputs[2]), op);
+        y = conv2d(get(op.inputs[0]), get(op.inputs[1]), constF(op.inputs[2]), op);
         break;
       case 'ABS':
         y = unary(get(op.inputs[0]), Math.abs);
