@@ -163,13 +163,13 @@ export async function runVerificationEval(analyzer: FaceAnalyzer, options: EvalO
     return { fold: p.fold, same: p.same, distance: euclideanDistance(a.embedding, b.embedding) };
   });
   const masks = analyzer.occlusion;
-  const masked = masks ? maskedVerification(masks, pairsFile.pairs.map((p) => ({ fold: p.fold, same: p.same, faces: pairOf(p) }))) : undefined;
-  const pairLog10Far = masks
-    ? {
-        plain: scored.map((p) => masks.log10Far(CLEAN_PATTERN, p.distance)),
-        masked: pairsFile.pairs.map((p) => maskedScore(masks, ...pairOf(p))),
-      }
-    : undefined;
+  // Each pair is scored once in its occlusion-aware space; the verification and the fusion scores share it.
+  const maskedScores = masks ? pairsFile.pairs.map((p) => maskedScore(masks, ...pairOf(p))) : undefined;
+  const masked =
+    masks && maskedScores
+      ? maskedVerification(masks, pairsFile.pairs.map((p, i) => ({ fold: p.fold, same: p.same, probe: pairOf(p)[1], score: maskedScores[i] as number })))
+      : undefined;
+  const pairLog10Far = masks && maskedScores ? { plain: scored.map((p) => masks.log10Far(CLEAN_PATTERN, p.distance)), masked: maskedScores } : undefined;
   const seconds = (Date.now() - started) / 1000;
   const result: EvalResult = {
     pairsFile: options.pairsFile,
@@ -200,16 +200,16 @@ export async function runVerificationEval(analyzer: FaceAnalyzer, options: EvalO
 /**
  * Verification with occlusion-aware matching: the probe (second face) predicts its pattern; an
  * occluded probe and its gallery face are compared under that pattern's mask and projection. Each
- * pair's score is the log10 false-accept rate of its distance in its own space (calibrated at
+ * pair's score (maskedScore) is the log10 false-accept rate of its distance in its own space (calibrated at
  * build time), so pairs compared in different spaces share one threshold, as the agent's per-space
  * thresholds of equal FAR do.
  */
 export function maskedVerification(
   masks: OcclusionDictionary,
-  pairs: readonly { fold: number; same: boolean; faces: [FaceEmbeddingResult, FaceEmbeddingResult] }[],
+  pairs: readonly { fold: number; same: boolean; probe: FaceEmbeddingResult; score: number }[],
 ): { report: VerificationReport; probePatterns: Record<string, number> } {
-  const scored = pairs.map(({ fold, same, faces: [gallery, probe] }) => ({ fold, same, distance: maskedScore(masks, gallery, probe) }));
-  return { report: kFoldVerification(scored), probePatterns: countPatterns(masks, pairs.map((p) => p.faces[1])) };
+  const scored = pairs.map(({ fold, same, score }) => ({ fold, same, distance: score }));
+  return { report: kFoldVerification(scored), probePatterns: countPatterns(masks, pairs.map((p) => p.probe)) };
 }
 
 /** Per dictionary and face: its oriented map, predicted pattern and masked embeddings, computed once (a face meets many others). */
