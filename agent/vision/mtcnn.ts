@@ -44,7 +44,7 @@ export interface MtcnnOptions {
   strongFaceScore: number;
   /**
    * Pyramid step of the second pass: finer than the first pass's, so P-Net's 12-px windows meet a
-   * masked face at more sizes (it proposes few of them at any one size).
+   * masked face at more sizes (it proposes few of them at each single size).
    */
   secondPassScaleFactor: number;
   /**

@@ -34,7 +34,7 @@ export interface OcclusionCalibration {
 /** A pixel counts as changed when a channel moved by more than this. */
 const CHANGED = 24;
 
-/** Pixels (1) where the occluded chip differs from the clean one: any channel by more than CHANGED. */
+/** Pixels (1) where the occluded chip differs from the clean one: some channel by more than CHANGED. */
 export function changedPixels(clean: RgbImage, occluded: RgbImage): Uint8Array {
   const out = new Uint8Array(clean.width * clean.height);
   for (let i = 0; i < out.length; i++) {
