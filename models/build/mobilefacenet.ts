@@ -66,8 +66,9 @@ export function buildMobileFaceNet(tflite: Uint8Array, version: string): Uint8Ar
 
   const converter = new Converter(g, graph);
   converter.values.set(inIndex, normalised);
-  const head = foldHead(converter.convertBody());
-  const features = emitHead(g, converter.lastSpatialMap(MAP_SHAPE), head);
+  const body = converter.convertBody();
+  const head = foldHead(body);
+  const features = emitHead(g, body.map, head);
   const pooled = g.op('ReduceMean', [features], { axes: [2, 3], keepdims: 0 }, 'head/mean');
   const fc = g.initializer('head/fc/weight', head.fcWeight, [MAP_SHAPE[0], head.outputs]);
   const embedding = g.op('LpNormalization', [g.op('MatMul', [pooled, fc], {}, 'head/fc')], { axis: 1, p: 2 }, 'l2norm');
@@ -88,8 +89,10 @@ export function buildMobileFaceNet(tflite: Uint8Array, version: string): Uint8Ar
   });
 }
 
-/** The linear head after the last map, as read from the file. */
+/** The linear head after the last map, as read from the file, and the map it reads. */
 interface Head {
+  /** The ONNX value of the last map (the GDConv's input), NCHW. */
+  map: string;
   /** GDConv kernel [C × 7 × 7] and bias [C]. */
   kernel: Float32Array;
   kernelBias: Float32Array;
@@ -152,13 +155,6 @@ class Converter {
   /** TFLite tensor index → ONNX value name (NCHW activations; the last one [N, 192]). */
   readonly values = new Map<number, string>();
   private readonly consumed = new Set<number>();
-  /** Spatial maps in the order they were produced, with their NHWC shapes. */
-  private readonly maps: { name: string; shape: number[]; index: number }[] = [];
-
-  private get lastMapIndex(): number | undefined {
-    return this.maps.at(-1)?.index;
-  }
-
   constructor(
     private readonly g: GraphBuilder,
     private readonly tfl: TfliteGraph,
@@ -168,13 +164,6 @@ class Converter {
     const v = this.values.get(index);
     if (!v) throw new Error(`MobileFaceNet: tensor ${tensorAt(this.tfl, index).name} is used before it is produced`);
     return v;
-  }
-
-  /** The last activation map of shape C×H×W produced (PReLU outputs only). */
-  lastSpatialMap([c, h, w]: [number, number, number]): string {
-    const found = [...this.maps].reverse().find((m) => m.shape[1] === h && m.shape[2] === w && m.shape[3] === c);
-    if (!found) throw new Error(`MobileFaceNet: no ${c}×${h}×${w} map in the graph`);
-    return found.name;
   }
 
   /** Converts every op up to the last map and reads the linear head that follows it. */
@@ -204,11 +193,11 @@ class Converter {
     throw new Error('MobileFaceNet: no global depthwise convolution (GDConv) head found');
   }
 
-  /** The global depthwise convolution: a VALID depthwise conv as large as its 7×7 input. */
+  /** The global depthwise convolution: a VALID depthwise conv as large as its 512×7×7 input. */
   private isGdConv(op: TfliteOperator): boolean {
-    const shape = tensorAt(this.tfl, op.inputs[0] as number).shape;
+    const [, h, w, c] = tensorAt(this.tfl, op.inputs[0] as number).shape;
     const k = tensorAt(this.tfl, op.inputs[1] as number).shape;
-    return op.options.kind === 'depthwiseConv2d' && op.options.padding === 'VALID' && shape[1] === MAP_SHAPE[1] && shape[2] === MAP_SHAPE[2] && k[1] === shape[1] && k[2] === shape[2];
+    return op.options.kind === 'depthwiseConv2d' && op.options.padding === 'VALID' && h === MAP_SHAPE[1] && w === MAP_SHAPE[2] && c === MAP_SHAPE[0] && k[1] === h && k[2] === w;
   }
 
   /** GDConv → 1×1 conv → 1×1 conv → reshape, the graph's output; anything else is an error. */
@@ -221,7 +210,6 @@ class Converter {
       throw new Error(`MobileFaceNet: the head is not GDConv → 1×1 conv → 1×1 conv → reshape (${tail.map((o) => o.opcode).join(' → ')})`);
     }
     if (gd.options.kind !== 'depthwiseConv2d' || gd.options.activation !== 'NONE' || gd.options.depthMultiplier !== 1) throw new Error('MobileFaceNet: GDConv with activation or multiplier');
-    if (gd.inputs[0] !== this.lastMapIndex) throw new Error('MobileFaceNet: GDConv does not read the last PReLU map');
     const [channels, rows, cols] = MAP_SHAPE;
     const k = this.constData(gd.inputs[1], 'GDConv kernel').data; // [1, H, W, C]
     const kernel = new Float32Array(channels * rows * cols);
@@ -235,7 +223,7 @@ class Converter {
     };
     const first = dense(conv1, 'head conv 1');
     const second = dense(conv2, 'head conv 2');
-    return { kernel, kernelBias: this.constData(gd.inputs[2], 'GDConv bias').data, w1: first.w, b1: first.b, w2: second.w, b2: second.b };
+    return { map: this.value(gd.inputs[0] as number), kernel, kernelBias: this.constData(gd.inputs[2], 'GDConv bias').data, w1: first.w, b1: first.b, w2: second.w, b2: second.b };
   }
 
   private define(op: TfliteOperator, name: string): void {
@@ -310,7 +298,6 @@ class Converter {
     for (const j of parts) this.consumed.add(j);
     const y = emitPrelu(this.g, this.value(x), m.data.map((v) => 2 * v), 4, tfliteShortName(m.t.name, 1));
     this.define(add[1], y);
-    this.maps.push({ name: y, shape, index: add[1].outputs[0] as number });
     return true;
   }
 }
