@@ -17,8 +17,7 @@ import { GraphBuilder } from '../models/onnx/graph-builder.js';
 import { readTflite } from '../models/tflite/reader.js';
 import { euclideanDistance } from '../agent/recognition/embedder.js';
 import { FaceAnalyzer } from '../agent/recognition/face-analyzer.js';
-import { decodeImage } from '../agent/vision/image.js';
-import type { RgbImage } from '../agent/vision/image.js';
+import { decodeImage, mirrorImage, type RgbImage } from '../agent/vision/image.js';
 import { runTfliteReference } from './support/tflite-reference.js';
 
 const sampleDir = join(dirname(createRequire(import.meta.url).resolve('@vladmandic/face-api/package.json')), 'demo');
@@ -114,13 +113,7 @@ describe('MobileFaceNet conversion', () => {
   it('matches a face with its mirror image and tells the demo photos’ people apart', async () => {
     const threshold = analyzer.embedder.entry.threshold;
     assert.ok(threshold !== undefined && threshold > 0.5 && threshold < 1.5, `mobilefacenet has a recorded threshold (${threshold})`);
-    const mirrored = chips.map((chip) => {
-      const data = new Uint8Array(chip.data.length);
-      for (let y = 0; y < SIZE; y++)
-        for (let x = 0; x < SIZE; x++)
-          for (let c = 0; c < 3; c++) data[(y * SIZE + x) * 3 + c] = chip.data[(y * SIZE + (SIZE - 1 - x)) * 3 + c] as number;
-      return { width: SIZE, height: SIZE, data };
-    });
+    const mirrored = chips.map((chip) => mirrorImage(chip));
     const own = await analyzer.embedder.embed(chips);
     const flipped = await analyzer.embedder.embed(mirrored);
     const same = own.map((e, i) => euclideanDistance(e, flipped[i] as Float32Array));
