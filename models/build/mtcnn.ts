@@ -32,7 +32,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { type GraphNode, GraphBuilder, type Dim } from '../onnx/graph-builder.js';
-import { emitPrelu, findFollowing, tensorAt, tfliteShortName } from './tflite-onnx.js';
+import { emitPrelu, findFollowing, floatConstant, tensorAt, tfliteShortName } from './tflite-onnx.js';
 import { readTflite, type TfliteGraph, type TfliteOperator, type TfliteTensor, type Activation } from '../tflite/reader.js';
 
 export type MtcnnStage = 'pnet' | 'rnet' | 'onet';
@@ -193,10 +193,7 @@ class Converter {
   }
 
   private constData(index: number | undefined, what: string): { t: TfliteTensor; data: Float32Array } {
-    if (index === undefined || index < 0) throw new Error(`${what}: missing constant input`);
-    const t = this.tensor(index);
-    if (!(t.data instanceof Float32Array)) throw new Error(`${what}: ${t.name} is not a float32 constant`);
-    return { t, data: t.data };
+    return floatConstant(this.tfl, index, what);
   }
 
   private define(index: number | undefined, v: Value): void {

@@ -54,3 +54,11 @@ export function tensorAt(graph: TfliteGraph, index: number): TfliteTensor {
   if (!t) throw new Error(`TFLite tensor #${index} does not exist`);
   return t;
 }
+
+/** A constant float32 input of an operator (weights, biases, slopes); `what` names it in the error. */
+export function floatConstant(graph: TfliteGraph, index: number | undefined, what: string): { t: TfliteTensor; data: Float32Array } {
+  if (index === undefined || index < 0) throw new Error(`${what}: missing constant input`);
+  const t = tensorAt(graph, index);
+  if (!(t.data instanceof Float32Array)) throw new Error(`${what}: ${t.name} is not a float32 constant`);
+  return { t, data: t.data };
+}
