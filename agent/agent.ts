@@ -28,8 +28,9 @@ import { FaceAnalyzer } from './recognition/face-analyzer.js';
 import { Gallery } from './recognition/gallery.js';
 import type { FaceEmbeddingResult } from './recognition/embedder.js';
 import { thresholdsFor } from './recognition/matcher.js';
-import { OcclusionAwareMatcher } from './recognition/occlusion-matcher.js';
-import type { RgbImage } from './vision/image.js';
+import { type FaceMatcher, OcclusionAwareMatcher } from './recognition/occlusion-matcher.js';
+import { FusedMatcher } from './recognition/score-fusion.js';
+import type { FaceChips } from './recognition/face-analyzer.js';
 
 export interface AgentEventRecord {
   event: IdentityEvent;
@@ -59,12 +60,12 @@ export class FacegateAgent {
   readonly dataDir: string;
   private analyzer: FaceAnalyzer | undefined;
   private gallery: Gallery | undefined;
-  private matcher: OcclusionAwareMatcher | undefined;
+  private matcher: FaceMatcher | undefined;
   private publisher: MqttPublisher | undefined;
   /** Outbox, MQTT commands, Home Assistant discovery (agent/events/event-services.ts). */
   private events: EventServices | undefined;
   private stopBroker: (() => Promise<void>) | undefined;
-  private scheduler: BatchScheduler<RgbImage, FaceEmbeddingResult> | undefined;
+  private scheduler: BatchScheduler<FaceChips, FaceEmbeddingResult> | undefined;
   private readonly cameras = new Map<string, RunningCamera>();
   private readonly wantedCameras = new Set<string>();
   private galleryTimer: NodeJS.Timeout | undefined;
@@ -116,6 +117,7 @@ export class FacegateAgent {
       detector: { minFaceSize: rec.minFaceSize, ...rec.detector },
       flipAverage: rec.flipAverage,
       occlusionMasks: rec.occlusionMasks,
+      fuseWith: rec.fuseWith,
       session,
       registry,
       // Cameras share the detector: their R-Net/O-Net runs merge while one is in flight.
@@ -124,7 +126,16 @@ export class FacegateAgent {
     });
     const analyzer = this.analyzer;
     const model = analyzer.embedder.entry;
-    log.info({ embedder: model.name, providers: Object.fromEntries(analyzer.sessionsInfo.map((m) => [m.model, m.provider])), template: analyzer.template.name }, 'recognition core ready');
+    const companion = analyzer.fusion?.companion;
+    log.info(
+      {
+        embedder: model.name,
+        ...(companion ? { fusedWith: companion.embedder.entry.name } : {}),
+        providers: Object.fromEntries(analyzer.sessionsInfo.map((m) => [m.model, m.provider])),
+        template: analyzer.template.name,
+      },
+      'recognition core ready',
+    );
     const embedderRuntime = new EmbedderRuntime({
       primary: analyzer.embedder,
       providers: inference.providers,
@@ -146,13 +157,17 @@ export class FacegateAgent {
       const stale = this.gallery.needsReenrollment(model.name);
       if (stale.length) log.warn({ identities: stale }, `identities enrolled with another model need re-enrollment for ${model.name} (they are not matched)`);
     }
-    this.matcher = new OcclusionAwareMatcher(model.name, thresholdsFor(model, { match: rec.matchThreshold, unknown: rec.unknownThreshold }), analyzer.occlusion);
-    this.matcher.reload(this.gallery, true);
+    this.matcher = this.createMatcher(rec);
     log.info({ identities: this.matcher.identities, embeddings: this.matcher.size, dataDir: this.dataDir }, 'gallery loaded');
     if (analyzer.occlusion) {
       log.info({ patterns: [...analyzer.occlusion.patterns.keys()] }, 'occlusion-aware matching on (masks, sunglasses, hands…)');
       const without = this.matcher.identitiesWithoutPatterns();
       if (without > 0) log.warn({ identities: without }, 'identities enrolled before the occlusion masks existed are matched on the plain path only when occluded faces arrive: re-enroll them');
+    }
+    if (this.matcher instanceof FusedMatcher) {
+      log.info({ embedders: [model.name, this.matcher.fusion.companion], log10FarThresholds: this.matcher.log10Thresholds }, 'score fusion on: both embedders score every face');
+      const without = this.matcher.identitiesWithoutCompanion();
+      if (without > 0) log.warn({ identities: without }, `identities without a ${this.matcher.fusion.companion} embedding are matched by ${model.name} alone: re-enroll them (or keep photos to re-embed them)`);
     }
     // A running agent sees enrollments made by the CLI or another process.
     this.galleryTimer = setInterval(() => {
@@ -189,7 +204,7 @@ export class FacegateAgent {
       cameras: () => this.config.cameras.map((c) => c.name),
     });
 
-    this.scheduler = new BatchScheduler('embedder', (chips) => embedderRuntime.embedFaces(chips), {
+    this.scheduler = new BatchScheduler('embedder', (items: FaceChips[]) => analyzer.embedChips(items, (chips) => embedderRuntime.embedFaces(chips)), {
       maxBatch: rec.maxBatch,
       maxWaitMs: rec.maxWaitMs,
       onBatch: (size) => this.health.metrics.observeBatch(model.name, size),
@@ -215,11 +230,10 @@ export class FacegateAgent {
       const pipeline = new CameraPipeline(
         source,
         {
-          cv: analyzer.cv,
           detector: analyzer.detector,
-          template: analyzer.template,
+          chips: (image, faces) => analyzer.faceChips(image, faces).items,
           embedder: scheduler,
-          match: (face) => (this.matcher as OcclusionAwareMatcher).match(face),
+          match: (face) => (this.matcher as FaceMatcher).match(face),
           onDecision: (camera, decision, frame) => this.publish(camera, decision, frame),
           log,
           admit: (frame) => this.health.admit(cam.name, cam.fps, frame.capturedAt),
@@ -283,12 +297,32 @@ export class FacegateAgent {
   applyLiveSettings(next: FacegateConfig): void {
     const rec = next.recognition;
     if (this.analyzer && this.gallery && (rec.matchThreshold !== this.config.recognition.matchThreshold || rec.unknownThreshold !== this.config.recognition.unknownThreshold)) {
-      const matcher = new OcclusionAwareMatcher(this.analyzer.embedder.entry.name, thresholdsFor(this.analyzer.embedder.entry, { match: rec.matchThreshold, unknown: rec.unknownThreshold }), this.analyzer.occlusion);
-      matcher.reload(this.gallery, true);
-      this.matcher = matcher;
+      this.matcher = this.createMatcher(rec);
     }
     this.config = next;
     for (const c of this.cameras.values()) c.pipeline.setTrackerOptions(trackerOptions(next));
+  }
+
+  /**
+   * The matcher for the analyzer's embedder(s) and the configured thresholds, loaded from the
+   * gallery: occlusion-aware, and fusing two embedders' scores when the analyzer has a companion.
+   */
+  private createMatcher(rec: FacegateConfig['recognition']): FaceMatcher {
+    const analyzer = this.faceAnalyzer;
+    if (!this.gallery) throw new Error('the gallery is not open');
+    const entry = analyzer.embedder.entry;
+    const thresholds = thresholdsFor(entry, { match: rec.matchThreshold, unknown: rec.unknownThreshold });
+    const primary = new OcclusionAwareMatcher(entry.name, thresholds, analyzer.occlusion);
+    const fusion = analyzer.fusion;
+    let matcher: FaceMatcher = primary;
+    if (fusion) {
+      const other = fusion.companion.embedder.entry;
+      // The companion's own space needs thresholds only for its (unused) single decision.
+      const companion = new OcclusionAwareMatcher(other.name, thresholdsFor(other), fusion.companion.occlusion);
+      matcher = new FusedMatcher({ matcher: primary, curves: fusion.curves[0] }, { matcher: companion, curves: fusion.curves[1] }, fusion.score, thresholds);
+    }
+    matcher.reload(this.gallery, true);
+    return matcher;
   }
 
   /** Publishes an error a technician must see on `<prefix>/<agent>/errors` (never throws). */
@@ -351,6 +385,8 @@ export class FacegateAgent {
       inference: {
         embedder: this.analyzer?.embedder.entry.name,
         provider: this.analyzer?.embedder.provider,
+        // Score fusion: the second embedder that scores every face too (null: one embedder).
+        fusedWith: this.analyzer?.fusion?.companion.embedder.entry.name ?? null,
         batches: this.scheduler?.stats,
         maxBatch: this.scheduler?.maxBatch,
         // Active provider per model, with the providers passed over and why.

@@ -40,6 +40,7 @@ interface AnalyzerFlags {
   flip?: boolean;
   template?: string;
   mirrorLandmarks?: boolean;
+  fuseWith?: string;
 }
 
 function analyzerOptions(flags: AnalyzerFlags): FaceAnalyzerOptions {
@@ -47,6 +48,7 @@ function analyzerOptions(flags: AnalyzerFlags): FaceAnalyzerOptions {
     embedder: flags.model,
     template: flags.template,
     flipAverage: flags.flip,
+    ...(flags.fuseWith ? { fuseWith: flags.fuseWith } : {}),
     detector: { ...(flags.minFace ? { minFaceSize: flags.minFace } : {}), ...(flags.mirrorLandmarks ? { mirrorLandmarks: true } : {}) },
     log: (line) => log.info(line),
   };
@@ -317,6 +319,7 @@ export function buildCli(): Command {
     .argument('<images...>', 'JPEG/PNG/WebP images, one face each')
     .option('--data-dir <dir>', 'data directory (default: env FACEGATE_DATA_DIR, else ./.facegate-data)')
     .option('--keep-photos', 'also store the photos in the gallery (allows re-embedding with another model)')
+    .option('--fuse-with <name>', "also embed with this second embedder, for the agent's score fusion (recognition.fuseWith): a model, auto or none", 'auto')
     .action(async (images: string[], flags: AnalyzerFlags & { name: string; dataDir?: string; keepPhotos?: boolean }) => {
       const name = validateIdentityName(flags.name);
       const dataDir = resolveDataDir(flags.dataDir);
@@ -330,6 +333,7 @@ export function buildCli(): Command {
           printJson({
             name,
             model: analyzer.embedder.entry.name,
+            fusedWith: analyzer.fusion?.companion.embedder.entry.name ?? null,
             gallery: gallery.file,
             images: enrolled.map((e) => ({ file: e.file, box: { x: round(e.box.x), y: round(e.box.y), w: round(e.box.w), h: round(e.box.h) }, score: round(e.score, 4) })),
             embeddings: summary?.models ?? {},

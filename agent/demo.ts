@@ -45,7 +45,8 @@ export async function enrollDemoPeople(analyzer: FaceAnalyzer, gallery: Gallery,
 
 /** Enrolls the demo people into the gallery of `dataDir` with a recognition core of its own. */
 export async function prepareDemoGallery(dataDir: string, photosDir = dataDir): Promise<string[]> {
-  const analyzer = await FaceAnalyzer.create();
+  // Enrolled for the agent's default score fusion as well (recognition.fuseWith: auto).
+  const analyzer = await FaceAnalyzer.create({ fuseWith: 'auto' });
   const gallery = Gallery.open(dataDir);
   try {
     return await enrollDemoPeople(analyzer, gallery, photosDir);

@@ -204,10 +204,11 @@ describe('MQTT commands and Home Assistant discovery on a running agent', { skip
     const data = r.data as { name: string; model: string; images: { image: string; score: number }[]; embeddings: Record<string, number> };
     assert.equal(data.name, 'Ava');
     assert.deepEqual(data.images.map((i) => i.image), ['images[0] (ava.jpg)', 'images[1]']);
-    assert.deepEqual(data.embeddings, { [data.model]: 2 });
+    // The agent fuses dlib-resnet with mobilefacenet by default (recognition.fuseWith: auto): both embed each photo.
+    assert.deepEqual(data.embeddings, { [data.model]: 2, mobilefacenet: 2 });
     const list = await client.request(BASE, 'identities/list');
     const identities = (list.data as { identities: { name: string; embeddings: number; needsReenrollment: boolean }[] }).identities;
-    assert.deepEqual(identities.map((i) => [i.name, i.embeddings, i.needsReenrollment]), [['Ava', 2, false]]);
+    assert.deepEqual(identities.map((i) => [i.name, i.embeddings, i.needsReenrollment]), [['Ava', 4, false]]);
 
     // The running agent matches the new identity (looped video: she comes back after a gray gap).
     const ava = await client.next((m) => m.topic === `${BASE}/entrance/identity` && (JSON.parse(m.text) as IdentityEvent).identity === 'Ava', 90_000, 'an identity event for Ava', since);

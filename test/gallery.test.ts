@@ -275,7 +275,11 @@ describe('facegate enroll / identities (CLI)', () => {
     const enrolled = await runCli(['enroll', '--name', 'Alice', file('one-face.jpg'), '--data-dir', data]);
     assert.equal(enrolled.code, 0, enrolled.stderr);
     const model = ModelRegistry.load().defaultFor('embedder').name;
-    assert.deepEqual((parseJson(enrolled) as { embeddings: unknown }).embeddings, { [model]: 1 });
+    // `--fuse-with auto` (the default, as the agent's recognition.fuseWith): the companion embeds it too.
+    assert.deepEqual(parseJson(enrolled) as { embeddings: unknown; fusedWith: unknown }, { ...(parseJson(enrolled) as object), embeddings: { [model]: 1, mobilefacenet: 1 }, fusedWith: 'mobilefacenet' });
+    const single = await runCli(['enroll', '--name', 'Alice', file('one-face.jpg'), '--data-dir', file('data-single'), '--fuse-with', 'none']);
+    assert.equal(single.code, 0, single.stderr);
+    assert.deepEqual(parseJson(single) as { embeddings: unknown; fusedWith: unknown }, { ...(parseJson(single) as object), embeddings: { [model]: 1 }, fusedWith: null });
 
     // Another model's embedding, written directly: listing against that model flags Alice.
     const g = Gallery.open(data);
@@ -290,7 +294,7 @@ describe('facegate enroll / identities (CLI)', () => {
     assert.deepEqual(
       out.identities.map((i) => [i.name, i.models, i.photos, i.needsReenrollment]),
       [
-        ['Alice', { [model]: 1 }, 0, false],
+        ['Alice', { [model]: 1, mobilefacenet: 1 }, 0, false],
         ['Bob', { 'another-net': 1 }, 0, true],
       ],
     );

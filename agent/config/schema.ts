@@ -83,6 +83,11 @@ export const configSchema = z
         detector: detectorSchema,
         flipAverage: z.boolean().default(true),
         occlusionMasks: z.boolean().default(true),
+        /**
+         * A second embedder whose scores are fused with the embedder's: a model name, `auto` (the one
+         * a calibrated fusion exists for: mobilefacenet with dlib-resnet) or `none`.
+         */
+        fuseWith: z.string().min(1).default('auto'),
         matchThreshold: z.number().positive().optional(),
         unknownThreshold: z.number().positive().optional(),
         maxBatch: z.number().int().positive().max(64).default(8),

@@ -5,20 +5,19 @@ import { filter, type Subscription } from 'rxjs';
 import type { CameraSource, Frame } from '../camera/camera-source.js';
 import type { Logger } from '../logging.js';
 import type { FaceEmbeddingResult } from '../recognition/embedder.js';
+import type { FaceChips } from '../recognition/face-analyzer.js';
 import type { OcclusionMatch } from '../recognition/occlusion-matcher.js';
-import { alignmentTransform, type ChipTemplate, warpChips } from '../vision/align.js';
 import type { RgbImage } from '../vision/image.js';
-import type { MtcnnDetector } from '../vision/mtcnn.js';
-import type { OpenCv } from '../vision/opencv.js';
+import type { DetectedFace, MtcnnDetector } from '../vision/mtcnn.js';
 import { type BatchScheduler, SchedulerFullError } from './batch-scheduler.js';
 import { latestOnly } from './latest-only.js';
 import { FaceTracker, type TrackDecision, type TrackerOptions } from './tracker.js';
 
 export interface PipelineDeps {
-  cv: OpenCv;
   detector: MtcnnDetector;
-  template: ChipTemplate;
-  embedder: BatchScheduler<RgbImage, FaceEmbeddingResult>;
+  /** Aligned chips of the detected faces (the FaceAnalyzer's: one per embedder when fusing). */
+  chips: (image: RgbImage, faces: readonly DetectedFace[]) => FaceChips[];
+  embedder: BatchScheduler<FaceChips, FaceEmbeddingResult>;
   /** The current matcher (it may be reloaded when the gallery changes); occlusion-aware when it has masks. */
   match: (face: FaceEmbeddingResult) => Pick<OcclusionMatch, 'identity' | 'unknown' | 'distance' | 'occlusion' | 'masked'>;
   onDecision: (camera: string, decision: TrackDecision, frame: Frame) => void;
@@ -92,8 +91,7 @@ export class CameraPipeline {
       this.detecting = true;
       const faces = await deps.detector.detect(image).finally(() => (this.detecting = false));
       this.stats.facesDetected += faces.length;
-      const transforms = faces.map((f) => alignmentTransform(f.landmarks, deps.template));
-      const chips = warpChips(deps.cv, image, transforms, deps.template.width, deps.template.height);
+      const chips = deps.chips(image, faces);
       let embeddings: FaceEmbeddingResult[];
       try {
         embeddings = await deps.embedder.submitAll(chips);

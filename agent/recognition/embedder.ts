@@ -18,6 +18,8 @@ export interface FaceEmbeddingResult {
   features?: Float32Array;
   /** The same map of the mirror image (with flip averaging). */
   mirrorFeatures?: Float32Array;
+  /** The same face embedded by the companion embedder (score fusion), from its own chip. */
+  companion?: FaceEmbeddingResult;
 }
 
 export class FaceEmbedder {

@@ -4,8 +4,10 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { decodeImage } from '../vision/image.js';
+import type { FaceEmbedder, FaceEmbeddingResult } from './embedder.js';
 import type { AnalyzedFace, FaceAnalyzer } from './face-analyzer.js';
 import { type EnrollItem, type Gallery, patternModel } from './gallery.js';
+import type { OcclusionDictionary } from './occlusion-masks.js';
 
 export interface EnrolledImage {
   file: string;
@@ -53,17 +55,32 @@ export async function embedEnrollmentInputs(analyzer: FaceAnalyzer, inputs: read
 
 /**
  * The gallery items of one enrolled face: its embedding (with the photo), and with occlusion masks
- * its embedding under every pattern, so a masked probe is compared with a gallery masked the same way.
+ * its embedding under every pattern, so a masked probe is compared with a gallery masked the same
+ * way; when fusing, the same for the companion embedder. `models` limits which embedders' items
+ * are made (re-embedding fills in only the missing ones).
  */
-function itemsFor(analyzer: FaceAnalyzer, face: AnalyzedFace, source: string, photo: Uint8Array | undefined): EnrollItem[] {
-  const model = analyzer.embedder.entry.name;
-  const items: EnrollItem[] = [{ embedding: face.embedding, model, source, ...(photo ? { photo } : {}) }];
-  const masks = analyzer.occlusion;
-  if (masks && face.features) {
-    const oriented = masks.orient(face.features, face.mirrorFeatures);
-    for (const pattern of masks.patterns.keys()) items.push({ embedding: masks.maskedEmbeddingOriented(pattern, oriented), model: patternModel(model, pattern), source });
+function itemsFor(analyzer: FaceAnalyzer, face: AnalyzedFace, source: string, photo: Uint8Array | undefined, models?: ReadonlySet<string>): EnrollItem[] {
+  const items: EnrollItem[] = [];
+  const companion = analyzer.fusion?.companion;
+  const sides: [FaceEmbeddingResult | undefined, FaceEmbedder, OcclusionDictionary | undefined][] = [[face, analyzer.embedder, analyzer.occlusion]];
+  if (companion) sides.push([face.companion, companion.embedder, companion.occlusion]);
+  for (const [result, embedder, masks] of sides) {
+    const model = embedder.entry.name;
+    if (!result || (models && !models.has(model))) continue;
+    // The photo is kept once, with the first item made of it.
+    items.push({ embedding: result.embedding, model, source, ...(photo && items.length === 0 ? { photo } : {}) });
+    if (masks && result.features) {
+      const oriented = masks.orient(result.features, result.mirrorFeatures);
+      for (const pattern of masks.patterns.keys()) items.push({ embedding: masks.maskedEmbeddingOriented(pattern, oriented), model: patternModel(model, pattern), source });
+    }
   }
   return items;
+}
+
+/** The embedders whose embeddings an enrolled identity must have: the analyzer's, and its companion's when fusing. */
+export function enrolledModels(analyzer: FaceAnalyzer): string[] {
+  const companion = analyzer.fusion?.companion.embedder.entry.name;
+  return [analyzer.embedder.entry.name, ...(companion ? [companion] : [])];
 }
 
 export async function enrollFromImages(analyzer: FaceAnalyzer, gallery: Gallery, name: string, files: readonly string[]): Promise<EnrolledImage[]> {
@@ -73,15 +90,19 @@ export async function enrollFromImages(analyzer: FaceAnalyzer, gallery: Gallery,
 }
 
 /**
- * For every identity with no embedding of the analyzer's model: re-embeds its kept photos (only
- * those that still show exactly one face) and stores the new embeddings. Identities without usable
- * photos are returned in `needReenrollment` (the caller logs them and reports them in stats).
+ * For every identity missing embeddings of the analyzer's models (its embedder, and its companion
+ * when fusing): re-embeds its kept photos (only those that still show exactly one face) and stores
+ * the missing models' embeddings. Identities without usable photos are returned in
+ * `needReenrollment` (the caller logs them and reports them in stats).
  */
 export async function reembedFromPhotos(analyzer: FaceAnalyzer, gallery: Gallery): Promise<{ reembedded: string[]; needReenrollment: string[] }> {
-  const model = analyzer.embedder.entry.name;
+  const missing = new Map<string, Set<string>>();
+  for (const model of enrolledModels(analyzer)) {
+    for (const name of gallery.needsReenrollment(model)) missing.set(name, (missing.get(name) ?? new Set()).add(model));
+  }
   const reembedded: string[] = [];
   const needReenrollment: string[] = [];
-  for (const name of gallery.needsReenrollment(model)) {
+  for (const [name, models] of missing) {
     const seen = new Set<string>();
     const items: EnrollItem[] = [];
     for (const p of gallery.photosFor(name)) {
@@ -95,7 +116,7 @@ export async function reembedFromPhotos(analyzer: FaceAnalyzer, gallery: Gallery
         continue;
       }
       const face = faces[0];
-      if (faces.length === 1 && face) items.push(...itemsFor(analyzer, face, p.source, p.photo));
+      if (faces.length === 1 && face) items.push(...itemsFor(analyzer, face, p.source, p.photo, models));
     }
     if (items.length > 0) {
       gallery.enroll(name, items);

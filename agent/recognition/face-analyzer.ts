@@ -12,6 +12,7 @@ import { loadOpenCv, type OpenCv } from '../vision/opencv.js';
 import { loadTemplate } from '../vision/templates.js';
 import { FaceEmbedder, type FaceEmbeddingResult } from './embedder.js';
 import { OcclusionDictionary } from './occlusion-masks.js';
+import { resolveCompanion, ScoreFusion } from './score-fusion.js';
 
 /** A detected face with its embedding (and the feature maps behind it, for occlusion masks). */
 export interface AnalyzedFace extends DetectedFace, FaceEmbeddingResult {
@@ -33,6 +34,47 @@ export interface FaceAnalyzerOptions {
   batchDetectorStages?: { maxRequests: number };
   /** Load the embedder's occlusion mask dictionary when it has one (default true). */
   occlusionMasks?: boolean;
+  /**
+   * A second embedder whose scores are fused with the first's (score-fusion.ts): a model name,
+   * `auto` (the one a calibrated fusion exists for) or `none` (the default).
+   */
+  fuseWith?: string;
+}
+
+/** One face's chips: the embedder's, and the companion's (its own template) when fusing. */
+export interface FaceChips {
+  chip: RgbImage;
+  companionChip?: RgbImage;
+}
+
+/** The second embedder of a score fusion, with what matching needs of it. */
+export interface CompanionEmbedder {
+  embedder: FaceEmbedder;
+  template: ChipTemplate;
+  /** Its occlusion masks, when they are enabled. */
+  occlusion: OcclusionDictionary | undefined;
+}
+
+export interface AnalyzerFusion {
+  companion: CompanionEmbedder;
+  score: ScoreFusion;
+  /** Both embedders' dictionaries, primary first, read for their false-accept curves (masking may be off). */
+  curves: [OcclusionDictionary, OcclusionDictionary];
+}
+
+/** The embedder's chip template (or `name`), checked against the chip size it needs. */
+function templateFor(embedder: FaceEmbedder, name?: string): ChipTemplate {
+  const template = loadTemplate(name ?? embedder.entry.chip?.template ?? '');
+  if (template.width !== embedder.chip.width || template.height !== embedder.chip.height) {
+    throw new Error(`template ${template.name} is ${template.width}×${template.height}; ${embedder.entry.name} needs ${embedder.chip.width}×${embedder.chip.height}`);
+  }
+  return template;
+}
+
+/** A companion must be another embedder (fusing a model with itself or its pruned variant adds nothing). */
+export function checkCompanion(primary: ModelEntry, companion: ModelEntry): void {
+  if (companion.role !== 'embedder') throw new Error(`recognition.fuseWith: ${companion.name} is a ${companion.role}, not an embedder`);
+  if (companion.name === primary.name) throw new Error(`recognition.fuseWith: ${companion.name} is already the embedder; fuse with another one or set fuseWith: none`);
 }
 
 export class FaceAnalyzer {
@@ -44,6 +86,8 @@ export class FaceAnalyzer {
     private readonly sessions: ModelSession[],
     /** The embedder's occlusion masks (models/occlusion), when it has them and they are enabled. */
     readonly occlusion: OcclusionDictionary | undefined,
+    /** The second embedder and the calibration of the fused score, when fusing. */
+    readonly fusion: AnalyzerFusion | undefined,
   ) {}
 
   static async create(options: FaceAnalyzerOptions = {}): Promise<FaceAnalyzer> {
@@ -55,22 +99,38 @@ export class FaceAnalyzer {
     });
     const embedderEntry: ModelEntry = options.embedder ? registry.get(options.embedder) : registry.defaultFor('embedder');
     if (embedderEntry.role !== 'embedder') throw new Error(`model ${embedderEntry.name} is a ${embedderEntry.role}, not an embedder`);
-    await registry.ensure([...detectorEntries, embedderEntry], options.log);
-    const [cv, pnet, rnet, onet, emb] = await Promise.all([
+    const companionName = resolveCompanion(registry.dir, embedderEntry.name, options.fuseWith);
+    const companionEntry = companionName ? registry.get(companionName) : undefined;
+    if (companionEntry) checkCompanion(embedderEntry, companionEntry);
+    // Checked before any session is created: a fusion without calibration fails at once.
+    const score = companionEntry ? ScoreFusion.load(registry.dir, embedderEntry, companionEntry) : undefined;
+    await registry.ensure([...detectorEntries, embedderEntry, ...(companionEntry ? [companionEntry] : [])], options.log);
+    const [cv, pnet, rnet, onet, emb, second] = await Promise.all([
       loadOpenCv(),
       ...detectorEntries.map((e) => createSession(e.name, registry.pathOf(e), options.session)),
       createSession(embedderEntry.name, registry.pathOf(embedderEntry), options.session),
+      companionEntry ? createSession(companionEntry.name, registry.pathOf(companionEntry), options.session) : undefined,
     ]);
-    const template = loadTemplate(options.template ?? embedderEntry.chip?.template ?? '');
-    const embedder = new FaceEmbedder(embedderEntry, emb as ModelSession, { flipAverage: options.flipAverage ?? true });
-    if (template.width !== embedder.chip.width || template.height !== embedder.chip.height) {
-      throw new Error(`template ${template.name} is ${template.width}×${template.height}; ${embedderEntry.name} needs ${embedder.chip.width}×${embedder.chip.height}`);
+    const flipAverage = options.flipAverage ?? true;
+    const embedder = new FaceEmbedder(embedderEntry, emb as ModelSession, { flipAverage });
+    const template = templateFor(embedder, options.template);
+    const masks = options.occlusionMasks !== false;
+    let fusion: AnalyzerFusion | undefined;
+    if (companionEntry && score && second) {
+      const companion = new FaceEmbedder(companionEntry, second as ModelSession, { flipAverage });
+      const curves = [embedderEntry, companionEntry].map((e) => {
+        const d = OcclusionDictionary.forEmbedder(registry.dir, e);
+        if (!d) throw new Error(`score fusion needs the false-accept curves of ${e.name}'s occlusion dictionary, and it has none (npm run models:occlusion -- --model ${e.name})`);
+        return d;
+      }) as [OcclusionDictionary, OcclusionDictionary];
+      fusion = { companion: { embedder: companion, template: templateFor(companion), occlusion: masks ? curves[1] : undefined }, score, curves };
     }
     const merge = options.batchDetectorStages;
     const [r, o] = [rnet, onet].map((s) => (merge ? batchedSession(s as ModelSession, merge) : (s as ModelSession)));
     const detector = new MtcnnDetector({ pnet: pnet as ModelSession, rnet: r as ModelSession, onet: o as ModelSession }, options.detector);
-    const occlusion = options.occlusionMasks !== false ? OcclusionDictionary.forEmbedder(registry.dir, embedderEntry) : undefined;
-    return new FaceAnalyzer(cv as OpenCv, detector, embedder, template, [pnet, r, o, emb] as ModelSession[], occlusion);
+    const occlusion = masks ? (fusion?.curves[0] ?? OcclusionDictionary.forEmbedder(registry.dir, embedderEntry)) : undefined;
+    const sessions = [pnet, r, o, emb, ...(second ? [second] : [])] as ModelSession[];
+    return new FaceAnalyzer(cv as OpenCv, detector, embedder, template, sessions, occlusion, fusion);
   }
 
   detect(image: RgbImage): Promise<DetectedFace[]> {
@@ -83,9 +143,33 @@ export class FaceAnalyzer {
     return { chips: warpChips(this.cv, image, transforms, this.template.width, this.template.height), transforms };
   }
 
-  async embedFaces(image: RgbImage, faces: readonly DetectedFace[]): Promise<AnalyzedFace[]> {
+  /** Every face's chips: the embedder's, and the companion's when fusing. */
+  faceChips(image: RgbImage, faces: readonly Pick<DetectedFace, 'landmarks'>[]): { items: FaceChips[]; transforms: Affine[] } {
     const { chips, transforms } = this.chips(image, faces);
-    const results = await this.embedder.embedFaces(chips);
+    const companion = this.fusion?.companion.template;
+    const second = companion ? warpChips(this.cv, image, faces.map((f) => alignmentTransform(f.landmarks, companion)), companion.width, companion.height) : undefined;
+    return { items: chips.map((chip, i) => (second ? { chip, companionChip: second[i] as RgbImage } : { chip })), transforms };
+  }
+
+  /**
+   * Embeds faces' chips: the embedder's through `primary` (the agent passes its GPU-aware runtime),
+   * then the companion's, attached to each result as `companion`.
+   */
+  async embedChips(items: readonly FaceChips[], primary: (chips: RgbImage[]) => Promise<FaceEmbeddingResult[]> = (c) => this.embedder.embedFaces(c)): Promise<FaceEmbeddingResult[]> {
+    const results = await primary(items.map((i) => i.chip));
+    const companion = this.fusion?.companion.embedder;
+    if (!companion) return results;
+    const chips = items.map((i, k) => {
+      if (!i.companionChip) throw new Error(`face ${k} has no chip for the companion embedder ${companion.entry.name}`);
+      return i.companionChip;
+    });
+    const second = await companion.embedFaces(chips);
+    return results.map((r, k) => ({ ...r, companion: second[k] as FaceEmbeddingResult }));
+  }
+
+  async embedFaces(image: RgbImage, faces: readonly DetectedFace[]): Promise<AnalyzedFace[]> {
+    const { items, transforms } = this.faceChips(image, faces);
+    const results = await this.embedChips(items);
     return faces.map((f, i) => ({ ...f, ...(results[i] as FaceEmbeddingResult), alignment: transforms[i] as Affine }));
   }
 

@@ -170,6 +170,25 @@ export class Matcher {
     return result;
   }
 
+  /**
+   * The distance from `embedding` to each identity's nearest embedding, indexed like `names`
+   * (score fusion compares identities across two embedders, so it needs every identity's distance).
+   */
+  nearestPerIdentity(embedding: Float32Array): { names: readonly string[]; distances: Float64Array } {
+    const distances = new Float64Array(this.names.length).fill(Number.POSITIVE_INFINITY);
+    const n = this.labels.length;
+    if (n === 0) return { names: this.names, distances };
+    if (embedding.length !== this.dims) throw new Error(`embedding has ${embedding.length} values; the ${this.model} gallery has ${this.dims}`);
+    const squared = this.simd ? this.simd.compute(embedding) : this.jsDistances(embedding);
+    for (let row = 0; row < n; row++) {
+      const label = this.labels[row] as number;
+      const s = squared[row] as number;
+      if (s < (distances[label] as number)) distances[label] = s;
+    }
+    for (let i = 0; i < distances.length; i++) distances[i] = Math.sqrt(distances[i] as number);
+    return { names: this.names, distances };
+  }
+
   private scratch = new Float32Array(0);
 
   /** Squared distances to every row, in plain JavaScript (the fallback kernel). */

@@ -17,7 +17,26 @@ export interface OcclusionMatch extends MatchResult {
   masked: boolean;
 }
 
-export class OcclusionAwareMatcher {
+/** The space a face is compared in, and its embedding there. */
+export interface FacePlacement {
+  /** `clean` (the plain embeddings) or the predicted pattern's name. */
+  space: string;
+  matcher: Matcher;
+  query: Float32Array;
+  occlusion?: OcclusionPrediction;
+  masked: boolean;
+}
+
+/** What the camera pipelines and the agent need of a matcher: one embedder's, or two fused. */
+export interface FaceMatcher {
+  readonly identities: number;
+  readonly size: number;
+  identitiesWithoutPatterns(): number;
+  reload(gallery: Pick<Gallery, 'version' | 'embeddingsFor'>, force?: boolean): boolean;
+  match(face: FaceEmbeddingResult): OcclusionMatch;
+}
+
+export class OcclusionAwareMatcher implements FaceMatcher {
   readonly plain: Matcher;
   private readonly byPattern = new Map<string, Matcher>();
 
@@ -60,17 +79,26 @@ export class OcclusionAwareMatcher {
     return changed;
   }
 
-  match(face: FaceEmbeddingResult): OcclusionMatch {
+  /**
+   * Where a face is compared: its predicted pattern's space with its masked embedding, or the plain
+   * space (`clean`) with its ordinary embedding.
+   */
+  place(face: FaceEmbeddingResult): FacePlacement {
     const dictionary = this.dictionary;
     // Masks belong to one embedder: a face embedded by another (the runtime moved to a variant
     // under GPU pressure) takes the plain path.
-    if (!dictionary || !face.features || face.model !== dictionary.embedderName) return { ...this.plain.match(face.embedding), masked: false };
+    if (!dictionary || !face.features || face.model !== dictionary.embedderName) return { space: CLEAN_PATTERN, matcher: this.plain, query: face.embedding, masked: false };
     const oriented = dictionary.orient(face.features, face.mirrorFeatures);
     const occlusion = dictionary.predictOriented(oriented);
     const masked = occlusion.pattern === FACE_MASK_PATTERN;
     const matcher = occlusion.pattern === CLEAN_PATTERN ? undefined : this.byPattern.get(occlusion.pattern);
     // A pattern whose gallery is empty (identities enrolled before the masks) falls back to the plain path.
-    if (!matcher || matcher.size === 0) return { ...this.plain.match(face.embedding), occlusion, masked };
-    return { ...matcher.match(dictionary.maskedEmbeddingOriented(occlusion.pattern, oriented)), occlusion, masked };
+    if (!matcher || matcher.size === 0) return { space: CLEAN_PATTERN, matcher: this.plain, query: face.embedding, occlusion, masked };
+    return { space: occlusion.pattern, matcher, query: dictionary.maskedEmbeddingOriented(occlusion.pattern, oriented), occlusion, masked };
+  }
+
+  match(face: FaceEmbeddingResult): OcclusionMatch {
+    const { matcher, query, occlusion, masked } = this.place(face);
+    return { ...matcher.match(query), ...(occlusion ? { occlusion } : {}), masked };
   }
 }

@@ -71,7 +71,7 @@ function parse(argv: readonly string[]): Args {
  * head/fc/weight, and whether the graph L2-normalises the embedding after it (MobileFaceNet does,
  * dlib's descriptor does not).
  */
-function embedderHead(modelFile: string): { fc: FitOptions['fc']; normalised: boolean } {
+export function embedderHead(modelFile: string): { fc: FitOptions['fc']; normalised: boolean } {
   const { graph } = GraphBuilder.fromBytes(readFileSync(modelFile));
   const fc = graph.initializers.get('head/fc/weight');
   // The node making `embedding`, past the Identity the graph builder inserts for output names.
@@ -86,7 +86,7 @@ function embedderHead(modelFile: string): { fc: FitOptions['fc']; normalised: bo
 }
 
 /** x · projection ([F × outputs]): the embedder's own embedding when the projection is its fc (unit length when the graph normalises it). */
-function plainEmbedding(projection: Float32Array, x: Float32Array, outputs: number, normalised: boolean): Float32Array {
+export function plainEmbedding(projection: Float32Array, x: Float32Array, outputs: number, normalised: boolean): Float32Array {
   const out = new Float32Array(outputs);
   for (let j = 0; j < x.length; j++) {
     const v = x[j] as number;
