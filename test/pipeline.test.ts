@@ -34,6 +34,28 @@ describe('latestOnly', () => {
     await done;
     assert.deepEqual(processed, [1, 6]);
   });
+
+  it('after unsubscribe, lets the item in progress finish and never starts the pending one', async () => {
+    const source = new Subject<number>();
+    const processed: number[] = [];
+    let release: (() => void) | undefined;
+    let finished = false;
+    const subscription = source
+      .pipe(latestOnly(async (n: number) => {
+        processed.push(n);
+        if (n === 1) await new Promise<void>((r) => (release = r));
+        finished = true;
+        return n;
+      }))
+      .subscribe();
+    source.next(1); // in progress
+    source.next(2); // pending
+    subscription.unsubscribe(); // a camera stopping: its models close once the frame in progress ends
+    release?.();
+    await sleep(10);
+    assert.equal(finished, true);
+    assert.deepEqual(processed, [1], 'the pending frame would have run on closed models');
+  });
 });
 
 describe('BatchScheduler', () => {

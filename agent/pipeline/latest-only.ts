@@ -9,12 +9,16 @@ export function latestOnly<T, R>(work: (item: T) => Promise<R>, onDrop: (item: T
       let busy = false;
       let pending: { item: T } | undefined;
       let sourceDone = false;
+      // After unsubscribe the item in progress finishes, but the pending one never starts: the
+      // caller (a stopping camera) awaits only the work in progress before closing the models.
+      let closed = false;
       const runNext = (item: T): void => {
         busy = true;
         work(item).then(
           (result) => {
-            subscriber.next(result);
             busy = false;
+            if (closed) return;
+            subscriber.next(result);
             const next = pending;
             pending = undefined;
             if (next) runNext(next.item);
@@ -35,6 +39,10 @@ export function latestOnly<T, R>(work: (item: T) => Promise<R>, onDrop: (item: T
           if (!busy && !pending) subscriber.complete();
         },
       });
-      return () => sub.unsubscribe();
+      return () => {
+        closed = true;
+        pending = undefined;
+        sub.unsubscribe();
+      };
     });
 }
