@@ -61,6 +61,8 @@ export class FacegateAgent {
   private analyzer: FaceAnalyzer | undefined;
   private gallery: Gallery | undefined;
   private matcher: FaceMatcher | undefined;
+  /** Batches the companion embedder (score fusion) failed on. */
+  private companionFailures = 0;
   private publisher: MqttPublisher | undefined;
   /** Outbox, MQTT commands, Home Assistant discovery (agent/events/event-services.ts). */
   private events: EventServices | undefined;
@@ -204,7 +206,19 @@ export class FacegateAgent {
       cameras: () => this.config.cameras.map((c) => c.name),
     });
 
-    this.scheduler = new BatchScheduler('embedder', (items: FaceChips[]) => analyzer.embedChips(items, (chips) => embedderRuntime.embedFaces(chips)), {
+    // The companion (score fusion) pauses while the runtime has moved the embedder off its primary
+    // placement (GPU pressure), and a companion failure leaves those faces to the embedder alone.
+    const companionOptions = {
+      onError: (err: Error) => {
+        this.companionFailures++;
+        const message = `companion embedder ${companion?.embedder.entry.name} failed; faces matched by ${model.name} alone`;
+        log.error({ err: err.message }, message);
+        this.publisher?.publishError('inference', message, { error: err.message });
+      },
+    };
+    const embedBatch = (items: FaceChips[]): Promise<FaceEmbeddingResult[]> =>
+      analyzer.embedChips(items, (chips) => embedderRuntime.embedFaces(chips), { ...companionOptions, skip: embedderRuntime.placement !== 'primary' });
+    this.scheduler = new BatchScheduler('embedder', embedBatch, {
       maxBatch: rec.maxBatch,
       maxWaitMs: rec.maxWaitMs,
       onBatch: (size) => this.health.metrics.observeBatch(model.name, size),
@@ -385,8 +399,11 @@ export class FacegateAgent {
       inference: {
         embedder: this.analyzer?.embedder.entry.name,
         provider: this.analyzer?.embedder.provider,
-        // Score fusion: the second embedder that scores every face too (null: one embedder).
-        fusedWith: this.analyzer?.fusion?.companion.embedder.entry.name ?? null,
+        // Score fusion: the second embedder that scores every face too, paused while the embedder is
+        // moved off its primary placement (GPU pressure); null: one embedder.
+        fusion: this.analyzer?.fusion
+          ? { companion: this.analyzer.fusion.companion.embedder.entry.name, paused: this.embedderRuntime?.placement !== 'primary', failures: this.companionFailures }
+          : null,
         batches: this.scheduler?.stats,
         maxBatch: this.scheduler?.maxBatch,
         // Active provider per model, with the providers passed over and why.

@@ -153,17 +153,30 @@ export class FaceAnalyzer {
 
   /**
    * Embeds faces' chips: the embedder's through `primary` (the agent passes its GPU-aware runtime),
-   * then the companion's, attached to each result as `companion`.
+   * then the companion's, attached to each result as `companion`. With `companion.skip` (the agent
+   * under GPU pressure) or when the companion fails and `companion.onError` is given, the results
+   * come without it and are matched by the embedder alone.
    */
-  async embedChips(items: readonly FaceChips[], primary: (chips: RgbImage[]) => Promise<FaceEmbeddingResult[]> = (c) => this.embedder.embedFaces(c)): Promise<FaceEmbeddingResult[]> {
+  async embedChips(
+    items: readonly FaceChips[],
+    primary: (chips: RgbImage[]) => Promise<FaceEmbeddingResult[]> = (c) => this.embedder.embedFaces(c),
+    options: { skip?: boolean; onError?: (err: Error) => void } = {},
+  ): Promise<FaceEmbeddingResult[]> {
     const results = await primary(items.map((i) => i.chip));
     const companion = this.fusion?.companion.embedder;
-    if (!companion) return results;
+    if (!companion || options.skip || results.length === 0) return results;
     const chips = items.map((i, k) => {
       if (!i.companionChip) throw new Error(`face ${k} has no chip for the companion embedder ${companion.entry.name}`);
       return i.companionChip;
     });
-    const second = await companion.embedFaces(chips);
+    let second: FaceEmbeddingResult[];
+    try {
+      second = await companion.embedFaces(chips);
+    } catch (err) {
+      if (!options.onError) throw err;
+      options.onError(err as Error);
+      return results;
+    }
     return results.map((r, k) => ({ ...r, companion: second[k] as FaceEmbeddingResult }));
   }
 

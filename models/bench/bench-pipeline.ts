@@ -21,7 +21,7 @@
 //
 //   npm run bench:pipeline [-- --seconds 60] [--soak-minutes 10] [--quick] [--json PATH]
 //                          [--no-readme] [--cameras 1,2,4] [--warmup S] [--broker mosquitto|embedded]
-//                          [--profile | --no-profile]
+//                          [--profile | --no-profile] [--fuse-with auto|none|MODEL]
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -85,6 +85,8 @@ interface Options {
   readme: boolean;
   broker: 'mosquitto' | 'embedded';
   profile: 'auto' | 'on' | 'off';
+  /** recognition.fuseWith of the agent under test (its default: auto). */
+  fuseWith: string;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -99,6 +101,7 @@ function parseOptions(argv: string[]): Options {
     readme: true,
     broker: mosquittoAvailable() ? 'mosquitto' : 'embedded',
     profile: 'auto',
+    fuseWith: 'auto',
   };
   const value = (i: number, flag: string): string => {
     const v = argv[i + 1];
@@ -145,6 +148,9 @@ function parseOptions(argv: string[]): Options {
         break;
       case '--no-profile':
         o.profile = 'off';
+        break;
+      case '--fuse-with':
+        o.fuseWith = value(i++, a);
         break;
       default:
         throw new Error(`unknown option ${a}`);
@@ -485,6 +491,7 @@ async function runCameras(env: Env, count: number, soakSeconds: number | null): 
         cameras: servers.map((s, i) => ({ name: `cam${i + 1}`, url: s.url, fps: FPS, width: WIDTH, height: HEIGHT })),
         mqtt: { url: env.brokerUrl, statsIntervalSeconds: 30 },
         events: { cooldownSeconds: 0, minVotes: 1, reportUnknown: true },
+        recognition: { fuseWith: options.fuseWith },
       },
       'bench:pipeline',
     );
@@ -845,7 +852,7 @@ function readmeSection(r: Results): string {
       '(the machine was shared with another job: see "machine busy" and "load").',
     `Each camera: 1280×720 H.264, ${FPS} fps, served over RTSP/TCP by GStreamer's RTSP server on loopback (one server per camera), ` +
       `analysed at fps ${FPS} (the newest frame is taken whenever the pipeline is free), 1280×720; a looped ${r.setup.videoSeconds as number}-s video of face-api's demo photos ${SAMPLES.map((s) => `sample${s}`).join(', ')} ` +
-      `(${FACE_SECONDS} s each after a ${GAP_SECONDS}-s grey gap), the people of sample1 enrolled; broker: ${r.setup.broker as string}; ` +
+      `(${FACE_SECONDS} s each after a ${GAP_SECONDS}-s grey gap), the people of sample1 enrolled; score fusion (recognition.fuseWith): ${String(r.setup.fuseWith ?? 'auto')}; broker: ${r.setup.broker as string}; ` +
       `events with cooldown 0, minVotes 1, unknowns reported (every photo shown makes new tracks and events). ` +
       `${r.setup.warmupSeconds as number} s warm-up, then ${r.setup.seconds as number} s measured per camera count; the 1-camera agent runs on for the soak.`,
     '',
@@ -983,6 +990,7 @@ async function main(): Promise<void> {
         soakMinutes: options.soakMinutes,
         warmupSeconds: options.warmupSeconds,
         cameras: options.cameras,
+        fuseWith: options.fuseWith,
       },
       windows,
       soak,
