@@ -118,6 +118,18 @@ describe('score fusion with the real embedders', { timeout: 300_000 }, () => {
     assert.equal(face?.model, 'dlib-resnet');
     assert.equal(face?.companion?.model, 'mobilefacenet');
     assert.equal(face?.companion?.embedding.length, 192);
+    // Paused (GPU pressure): no companion result. A failing companion (here a chip of the wrong
+    // size) leaves the faces to the embedder alone when the caller handles the error, else throws.
+    const paused = await analyzer.embedChips(items, undefined, { skip: true });
+    assert.equal(paused.length, items.length);
+    assert.ok(paused.every((r) => r.companion === undefined && r.model === 'dlib-resnet'));
+    const broken = items.map((i) => ({ ...i, companionChip: i.chip }));
+    const errors: string[] = [];
+    const alone = await analyzer.embedChips(broken, undefined, { onError: (err) => errors.push(err.message) });
+    assert.ok(alone.every((r) => r.companion === undefined));
+    assert.equal(errors.length, 1);
+    assert.match(errors[0] as string, /chip 0 is 150×150; model mobilefacenet needs 112×112/);
+    await assert.rejects(analyzer.embedChips(broken), /model mobilefacenet needs 112×112/);
     await assert.rejects(FaceAnalyzer.create({ embedder: 'mobilefacenet', fuseWith: 'mobilefacenet' }), /fuseWith: mobilefacenet is already the embedder/);
     await assert.rejects(FaceAnalyzer.create({ fuseWith: 'mtcnn-onet' }), /fuseWith: mtcnn-onet is a detector, not an embedder/);
   });
