@@ -120,6 +120,7 @@ export class FacegateAgent {
       flipAverage: rec.flipAverage,
       occlusionMasks: rec.occlusionMasks,
       fuseWith: rec.fuseWith,
+      autoFusionOnCpu: false,
       session,
       registry,
       // Cameras share the detector: their R-Net/O-Net runs merge while one is in flight.

@@ -58,6 +58,8 @@ describe('MQTT commands and Home Assistant discovery on a running agent', { skip
         events: { cooldownSeconds: 600, minVotes: 2 },
         commands: { snapshot: true, maxPayloadBytes: 1_000_000 },
         homeassistant: { enabled: true, presenceTimeoutSeconds: 3 },
+        // Score fusion on the CPU too (auto fuses only where the embedder runs on a GPU).
+        recognition: { fuseWith: 'mobilefacenet' },
       },
       'commands test',
     );
@@ -201,10 +203,11 @@ describe('MQTT commands and Home Assistant discovery on a running agent', { skip
     const since = client.mark();
     const r = await client.request(BASE, 'enroll', { name: 'Ava', images: [{ name: 'ava.jpg', data: (crops[0] as Buffer).toString('base64') }, `data:image/png;base64,${png.toString('base64')}`] });
     assert.equal(r.status, 'ok', JSON.stringify(r));
-    const data = r.data as { name: string; model: string; images: { image: string; score: number }[]; embeddings: Record<string, number> };
+    const data = r.data as { name: string; model: string; fusedWith: string | null; images: { image: string; score: number }[]; embeddings: Record<string, number> };
     assert.equal(data.name, 'Ava');
     assert.deepEqual(data.images.map((i) => i.image), ['images[0] (ava.jpg)', 'images[1]']);
-    // The agent fuses dlib-resnet with mobilefacenet by default (recognition.fuseWith: auto): both embed each photo.
+    // Fusing dlib-resnet with mobilefacenet (recognition.fuseWith): both embed each photo.
+    assert.equal(data.fusedWith, 'mobilefacenet');
     assert.deepEqual(data.embeddings, { [data.model]: 2, mobilefacenet: 2 });
     const list = await client.request(BASE, 'identities/list');
     const identities = (list.data as { identities: { name: string; embeddings: number; needsReenrollment: boolean }[] }).identities;

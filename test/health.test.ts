@@ -176,7 +176,7 @@ describe('health server and metrics on a running agent', { timeout: 300_000 }, (
     assert.equal(stats.health.server.listen, `127.0.0.1:${port}`);
     await waitFor('the health topic', () => healthTopic !== undefined, 10_000);
     assert.equal(healthTopic?.retain, false, 'live delivery (a late subscriber gets it retained)');
-    assert.deepEqual(healthTopic?.payload.providers, { 'mtcnn-pnet': 'cpu', 'mtcnn-rnet': 'cpu', 'mtcnn-onet': 'cpu', 'dlib-resnet': 'cpu', mobilefacenet: 'cpu' });
+    assert.deepEqual(healthTopic?.payload.providers, { 'mtcnn-pnet': 'cpu', 'mtcnn-rnet': 'cpu', 'mtcnn-onet': 'cpu', 'dlib-resnet': 'cpu' });
     assert.equal(healthTopic?.payload.gpuPressure, 'normal');
   });
 

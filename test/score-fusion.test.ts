@@ -130,6 +130,15 @@ describe('score fusion with the real embedders', { timeout: 300_000 }, () => {
     assert.equal(errors.length, 1);
     assert.match(errors[0] as string, /chip 0 is 150×150; model mobilefacenet needs 112×112/);
     await assert.rejects(analyzer.embedChips(broken), /model mobilefacenet needs 112×112/);
+    // The agent's auto: fusion only where the embedder runs on a GPU; a named companion fuses anywhere.
+    const cpuAuto = await FaceAnalyzer.create({ fuseWith: 'auto', autoFusionOnCpu: false });
+    assert.equal(cpuAuto.embedder.provider, 'cpu');
+    assert.equal(cpuAuto.fusion, undefined);
+    assert.deepEqual(cpuAuto.sessionsInfo.map((m) => m.model), ['mtcnn-pnet', 'mtcnn-rnet', 'mtcnn-onet', 'dlib-resnet']);
+    await cpuAuto.close();
+    const cpuNamed = await FaceAnalyzer.create({ fuseWith: 'mobilefacenet', autoFusionOnCpu: false });
+    assert.equal(cpuNamed.fusion?.companion.embedder.entry.name, 'mobilefacenet');
+    await cpuNamed.close();
     await assert.rejects(FaceAnalyzer.create({ embedder: 'mobilefacenet', fuseWith: 'mobilefacenet' }), /fuseWith: mobilefacenet is already the embedder/);
     await assert.rejects(FaceAnalyzer.create({ fuseWith: 'mtcnn-onet' }), /fuseWith: mtcnn-onet is a detector, not an embedder/);
   });

@@ -85,7 +85,8 @@ export const configSchema = z
         occlusionMasks: z.boolean().default(true),
         /**
          * A second embedder whose scores are fused with the embedder's: a model name, `auto` (the one
-         * a calibrated fusion exists for: mobilefacenet with dlib-resnet) or `none`.
+         * a calibrated fusion exists for — mobilefacenet with dlib-resnet — when the embedder runs on
+         * a GPU) or `none`.
          */
         fuseWith: z.string().min(1).default('auto'),
         matchThreshold: z.number().positive().optional(),

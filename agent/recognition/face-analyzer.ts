@@ -39,6 +39,12 @@ export interface FaceAnalyzerOptions {
    * `auto` (the one a calibrated fusion exists for) or `none` (the default).
    */
   fuseWith?: string;
+  /**
+   * With `fuseWith: auto`, whether to fuse when the embedder runs on the CPU (default true). The
+   * agent passes false: on a CPU the companion costs about a fifth of the analysed frame rate
+   * (README's pipeline benchmark), on a GPU little.
+   */
+  autoFusionOnCpu?: boolean;
 }
 
 /** One face's chips: the embedder's, and the companion's (its own template) when fusing. */
@@ -105,12 +111,15 @@ export class FaceAnalyzer {
     // Checked before any session is created: a fusion without calibration fails at once.
     const score = companionEntry ? ScoreFusion.load(registry.dir, embedderEntry, companionEntry) : undefined;
     await registry.ensure([...detectorEntries, embedderEntry, ...(companionEntry ? [companionEntry] : [])], options.log);
-    const [cv, pnet, rnet, onet, emb, second] = await Promise.all([
+    const [cv, pnet, rnet, onet, emb] = await Promise.all([
       loadOpenCv(),
       ...detectorEntries.map((e) => createSession(e.name, registry.pathOf(e), options.session)),
       createSession(embedderEntry.name, registry.pathOf(embedderEntry), options.session),
-      companionEntry ? createSession(companionEntry.name, registry.pathOf(companionEntry), options.session) : undefined,
     ]);
+    // Known only now: where the embedder runs, which `auto` fusion may depend on.
+    const fuse = companionEntry && !(options.fuseWith === 'auto' && options.autoFusionOnCpu === false && (emb as ModelSession).provider === 'cpu');
+    if (companionEntry && !fuse) options.log?.(`score fusion with ${companionEntry.name} is off: ${embedderEntry.name} runs on the CPU (fuseWith: auto); set fuseWith: ${companionEntry.name} to fuse there too`);
+    const second = fuse ? await createSession(companionEntry.name, registry.pathOf(companionEntry), options.session) : undefined;
     const flipAverage = options.flipAverage ?? true;
     const embedder = new FaceEmbedder(embedderEntry, emb as ModelSession, { flipAverage });
     const template = templateFor(embedder, options.template);

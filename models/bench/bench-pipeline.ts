@@ -237,12 +237,12 @@ class Tracer {
       this.detects.push({ t0, t1: performance.now(), n: faces.length });
       return faces;
     };
-    const emb = analyzer.embedder;
-    const embed = emb.embed.bind(emb);
-    emb.embed = async (chips: readonly RgbImage[]) => {
+    // Every embedder run of the agent's batches (both embedders when fusing).
+    const embedChips = analyzer.embedChips.bind(analyzer);
+    analyzer.embedChips = async (...args: Parameters<FaceAnalyzer['embedChips']>) => {
       const t0 = performance.now();
-      const out = await embed(chips);
-      this.embeds.push({ t0, t1: performance.now(), n: chips.length });
+      const out = await embedChips(...args);
+      this.embeds.push({ t0, t1: performance.now(), n: args[0].length });
       return out;
     };
   }
