@@ -417,6 +417,8 @@ export class FacegateAgent {
         embeddings: this.matcher?.size ?? 0,
         // Enrolled with another embedder only: not matched until re-enrolled (or re-embedded).
         needReenrollment: this.gallery && this.analyzer ? this.gallery.needsReenrollment(this.analyzer.embedder.entry.name) : [],
+        // Fusing: identities without the companion's embeddings, matched by the embedder alone.
+        ...(this.matcher instanceof FusedMatcher ? { withoutCompanion: this.matcher.identitiesWithoutCompanion() } : {}),
       },
       process: { rssBytes: process.memoryUsage().rss, heapUsedBytes: process.memoryUsage().heapUsed },
     };

@@ -212,6 +212,9 @@ describe('MQTT commands and Home Assistant discovery on a running agent', { skip
     const list = await client.request(BASE, 'identities/list');
     const identities = (list.data as { identities: { name: string; embeddings: number; needsReenrollment: boolean }[] }).identities;
     assert.deepEqual(identities.map((i) => [i.name, i.embeddings, i.needsReenrollment]), [['Ava', 4, false]]);
+    const stats = agent.stats() as { inference: { fusion: unknown }; gallery: { withoutCompanion?: number } };
+    assert.deepEqual(stats.inference.fusion, { companion: 'mobilefacenet', paused: false, failures: 0 });
+    assert.equal(stats.gallery.withoutCompanion, 0, 'the MQTT enrollment stored the companion embeddings');
 
     // The running agent matches the new identity (looped video: she comes back after a gray gap).
     const ava = await client.next((m) => m.topic === `${BASE}/entrance/identity` && (JSON.parse(m.text) as IdentityEvent).identity === 'Ava', 90_000, 'an identity event for Ava', since);

@@ -157,7 +157,7 @@ describe('health server and metrics on a running agent', { timeout: 300_000 }, (
       return (h?.gpu?.sample?.gpus.length ?? 0) > 0;
     }, 20_000);
     const stats = lastStats as {
-      inference: { models: { model: string; provider: string; skipped: { provider: string; reason: string }[] }[]; embedderRuntime: { placement: string; provider: string } };
+      inference: { models: { model: string; provider: string; skipped: { provider: string; reason: string }[] }[]; embedderRuntime: { placement: string; provider: string }; fusion: unknown };
       health: { gpu: { level: string; acting: boolean; sample: { gpus: { name: string; memoryUsedMiB: number; memoryTotalMiB: number }[]; process: { rssBytes: number } } }; outbox: { depth: number }; server: { listen: string } };
       process: { rssBytes: number };
     };
@@ -167,6 +167,8 @@ describe('health server and metrics on a running agent', { timeout: 300_000 }, (
       assert.match(m.skipped[0]?.reason ?? '', /Failed to load shared library/);
     }
     assert.equal(stats.inference.embedderRuntime.placement, 'primary');
+    // recognition.fuseWith: auto fuses only where the embedder runs on a GPU; here it is on the CPU.
+    assert.equal(stats.inference.fusion, null);
     assert.equal(stats.health.gpu.sample.gpus[0]?.name, FAKE_GPU.name);
     assert.equal(stats.health.gpu.sample.gpus[0]?.memoryTotalMiB, FAKE_GPU.totalMiB);
     assert.equal(stats.health.gpu.level, 'normal');

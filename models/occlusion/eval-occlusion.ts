@@ -14,12 +14,14 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { countPatterns, type EvalResult, maskedScore, newEvalCache, pickCentralFace, runVerificationEval } from '../../agent/evaluation/run-eval.js';
 import { readPairsFile } from '../../agent/evaluation/pairs.js';
-import { kFoldVerification, type ScoredPair, tarAtFar, type VerificationReport } from '../../agent/evaluation/verification.js';
+import { accuracyAt, kFoldVerification, type ScoredPair, tarAtFar, type VerificationReport } from '../../agent/evaluation/verification.js';
 import { modelsDir } from '../../agent/paths.js';
 import { euclideanDistance, type FaceEmbeddingResult } from '../../agent/recognition/embedder.js';
 import { ModelRegistry } from '../../agent/inference/model-registry.js';
 import { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
-import { CLEAN_PATTERN } from '../../agent/recognition/occlusion-masks.js';
+import { thresholdsFor } from '../../agent/recognition/matcher.js';
+import { CLEAN_PATTERN, OcclusionDictionary } from '../../agent/recognition/occlusion-masks.js';
+import { fusionPath, ScoreFusion } from '../../agent/recognition/score-fusion.js';
 import { warpChips } from '../../agent/vision/align.js';
 import { writeReadmeSection } from '../bench/readme-section.js';
 import type { RgbImage } from '../../agent/vision/image.js';
@@ -45,6 +47,12 @@ interface Row {
   noFace: number;
   images: number;
   probePatterns: Record<string, number> | null;
+  /**
+   * Score fusion rows: accuracy of the agent's own decision — the fused occlusion-aware score
+   * through the fusion calibration, at the false-accept rate of the first embedder's match
+   * threshold — instead of each fold's best threshold.
+   */
+  atAgentThreshold?: number;
 }
 
 interface MaskedIdentification {
@@ -179,10 +187,14 @@ const pct = (v: number | null): string => (v === null ? '—' : `${(v * 100).toF
 
 function table(rows: readonly Row[], idents: readonly MaskedIdentification[]): string {
   const lines = [
-    '| probe set | embedder | probe landmarks | no face (probes) | no masking | occlusion-aware matching | probes predicted occluded |',
+    "| probe set | embedder | probe landmarks | no face (probes) | no masking | occlusion-aware matching | probes predicted occluded (fusion: accuracy at the agent's own threshold) |",
     '| --- | --- | --- | ---: | ---: | ---: | --- |',
     ...rows.map((r) => {
-      const occluded = r.probePatterns ? Object.entries(r.probePatterns).filter(([k]) => k !== CLEAN_PATTERN).map(([k, v]) => `${k} ${v}`).join(', ') || 'none' : '—';
+      const occluded = r.probePatterns
+        ? Object.entries(r.probePatterns).filter(([k]) => k !== CLEAN_PATTERN).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'
+        : r.atAgentThreshold !== undefined
+          ? `${pct(r.atAgentThreshold)} at the agent's threshold`
+          : '—';
       return `| ${r.set} | ${r.model} | ${r.alignment === 'detected' ? 'detected' : 'clean original'} | ${r.noFace} | ${pct(r.plain)} ± ${pct(r.plainStd)} | ${r.masked === null ? '—' : `**${pct(r.masked)}** ± ${pct(r.maskedStd)}`} | ${occluded} |`;
     }),
   ];
@@ -302,14 +314,24 @@ async function main(): Promise<void> {
   if (fused) {
     const [a, b] = fused;
     const model = `${a} + ${b} (score fusion)`;
+    // The agent's decision: the fusion calibration and the first embedder's match threshold as a log10 FAR.
+    const [ea, eb] = [registry.get(a), registry.get(b)];
+    const curves = OcclusionDictionary.forEmbedder(registry.dir, ea);
+    const agentDecision =
+      existsSync(join(registry.dir, fusionPath(a, b))) && curves
+        ? { score: ScoreFusion.load(registry.dir, ea, eb), threshold: curves.log10Far(CLEAN_PATTERN, thresholdsFor(ea).match) }
+        : undefined;
     for (const perModel of runs.values()) {
       const x = perModel.get(a);
       const y = perModel.get(b);
       if (!x || !y) continue;
       const report = (fusedScores: number[]): VerificationReport => kFoldVerification(fusedScores.map((distance, i) => ({ ...(folds[i] as { fold: number; same: boolean }), distance })));
       const plain = report(fuse(x.scores.plain, y.scores.plain));
-      const masked = report(fuse(x.scores.masked, y.scores.masked));
-      rows.push({ ...x.row, model, plain: plain.meanAccuracy, plainStd: plain.stdAccuracy, masked: masked.meanAccuracy, maskedStd: masked.stdAccuracy, probePatterns: null });
+      const fusedMasked = fuse(x.scores.masked, y.scores.masked);
+      const masked = report(fusedMasked);
+      const atAgentThreshold = agentDecision ? accuracyAt(fusedMasked.map((s, i) => ({ ...(folds[i] as { fold: number; same: boolean }), distance: agentDecision.score.calibratedLog10Far(s) })), agentDecision.threshold) : undefined;
+      rows.push({ ...x.row, model, plain: plain.meanAccuracy, plainStd: plain.stdAccuracy, masked: masked.meanAccuracy, maskedStd: masked.stdAccuracy, probePatterns: null, ...(atAgentThreshold !== undefined ? { atAgentThreshold } : {}) });
+      if (atAgentThreshold !== undefined) log(`${x.row.set} (${x.row.alignment}), ${model}: ${(atAgentThreshold * 100).toFixed(2)}% at the agent's threshold (log10 FAR ${agentDecision?.threshold.toFixed(2)}), ${(masked.meanAccuracy * 100).toFixed(2)}% at each fold's best`);
     }
     const x = identScores.get(a);
     const y = identScores.get(b);
