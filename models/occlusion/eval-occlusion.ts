@@ -48,9 +48,9 @@ interface Row {
   images: number;
   probePatterns: Record<string, number> | null;
   /**
-   * Score fusion rows: accuracy of the agent's own decision — the fused occlusion-aware score
-   * through the fusion calibration, at the false-accept rate of the first embedder's match
-   * threshold — instead of each fold's best threshold.
+   * Accuracy of the agent's own decision instead of each fold's best threshold: the occlusion-aware
+   * score at the false-accept rate of the embedder's match threshold (models/manifest.json); for
+   * the fusion, the fused score through its calibration at the first embedder's.
    */
   atAgentThreshold?: number;
 }
@@ -187,15 +187,11 @@ const pct = (v: number | null): string => (v === null ? '—' : `${(v * 100).toF
 
 function table(rows: readonly Row[], idents: readonly MaskedIdentification[]): string {
   const lines = [
-    "| probe set | embedder | probe landmarks | no face (probes) | no masking | occlusion-aware matching | probes predicted occluded (fusion: accuracy at the agent's own threshold) |",
-    '| --- | --- | --- | ---: | ---: | ---: | --- |',
+    "| probe set | embedder | probe landmarks | no face (probes) | no masking | occlusion-aware matching | occlusion-aware, at the agent's threshold | probes predicted occluded |",
+    '| --- | --- | --- | ---: | ---: | ---: | ---: | --- |',
     ...rows.map((r) => {
-      const occluded = r.probePatterns
-        ? Object.entries(r.probePatterns).filter(([k]) => k !== CLEAN_PATTERN).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'
-        : r.atAgentThreshold !== undefined
-          ? `${pct(r.atAgentThreshold)} at the agent's threshold`
-          : '—';
-      return `| ${r.set} | ${r.model} | ${r.alignment === 'detected' ? 'detected' : 'clean original'} | ${r.noFace} | ${pct(r.plain)} ± ${pct(r.plainStd)} | ${r.masked === null ? '—' : `**${pct(r.masked)}** ± ${pct(r.maskedStd)}`} | ${occluded} |`;
+      const occluded = r.probePatterns ? Object.entries(r.probePatterns).filter(([k]) => k !== CLEAN_PATTERN).map(([k, v]) => `${k} ${v}`).join(', ') || 'none' : '—';
+      return `| ${r.set} | ${r.model} | ${r.alignment === 'detected' ? 'detected' : 'clean original'} | ${r.noFace} | ${pct(r.plain)} ± ${pct(r.plainStd)} | ${r.masked === null ? '—' : `**${pct(r.masked)}** ± ${pct(r.maskedStd)}`} | ${pct(r.atAgentThreshold ?? null)} | ${occluded} |`;
     }),
   ];
   const first = idents[0];
@@ -252,6 +248,8 @@ async function main(): Promise<void> {
   if (fusePair.length !== 0 && fusePair.length !== 2) throw new Error(`--fuse: name two embedders (or none); ${USAGE}`);
   const fused = fusePair.length === 2 && fusePair.every((m) => models.includes(m)) ? (fusePair as [string, string]) : undefined;
   const folds = readPairsFile(join(lfw, 'pairs-dev.txt')).pairs.map((p) => ({ fold: p.fold, same: p.same }));
+  /** Accuracy of the pairs' log10 FAR scores (in pairs-dev order) decided at one log10 FAR. */
+  const atThreshold = (scores: readonly number[], log10Far: number): number => accuracyAt(scores.map((distance, i) => ({ ...(folds[i] as { fold: number; same: boolean }), distance })), log10Far);
   /** Per probe set and alignment, each embedder's pair scores (log10 FAR) and its row. */
   const runs = new Map<string, Map<string, { row: Row; scores: NonNullable<EvalResult['pairLog10Far']> }>>();
   const identScores = new Map<string, IdentificationScores>();
@@ -294,6 +292,7 @@ async function main(): Promise<void> {
             noFace: r.noFace.files.filter((f) => f.startsWith(probeRoot)).length,
             images: r.images,
             probePatterns: r.masked?.probePatterns ?? null,
+            ...(r.pairLog10Far && analyzer.occlusion ? { atAgentThreshold: atThreshold(r.pairLog10Far.masked, analyzer.occlusion.log10Far(CLEAN_PATTERN, thresholdsFor(analyzer.embedder.entry).match)) } : {}),
           });
           log(`${model}, ${set} (${alignment}): no masking ${pct(r.report.meanAccuracy)}, occlusion-aware ${pct(r.masked?.report.meanAccuracy ?? null)}`);
           const key = `${set}\u0000${alignment}`;
@@ -329,7 +328,7 @@ async function main(): Promise<void> {
       const plain = report(fuse(x.scores.plain, y.scores.plain));
       const fusedMasked = fuse(x.scores.masked, y.scores.masked);
       const masked = report(fusedMasked);
-      const atAgentThreshold = agentDecision ? accuracyAt(fusedMasked.map((s, i) => ({ ...(folds[i] as { fold: number; same: boolean }), distance: agentDecision.score.calibratedLog10Far(s) })), agentDecision.threshold) : undefined;
+      const atAgentThreshold = agentDecision ? atThreshold(fusedMasked.map((s) => agentDecision.score.calibratedLog10Far(s)), agentDecision.threshold) : undefined;
       rows.push({ ...x.row, model, plain: plain.meanAccuracy, plainStd: plain.stdAccuracy, masked: masked.meanAccuracy, maskedStd: masked.stdAccuracy, probePatterns: null, ...(atAgentThreshold !== undefined ? { atAgentThreshold } : {}) });
       if (atAgentThreshold !== undefined) log(`${x.row.set} (${x.row.alignment}), ${model}: ${(atAgentThreshold * 100).toFixed(2)}% at the agent's threshold (log10 FAR ${agentDecision?.threshold.toFixed(2)}), ${(masked.meanAccuracy * 100).toFixed(2)}% at each fold's best`);
     }
@@ -360,7 +359,7 @@ async function main(): Promise<void> {
     writeReadmeSection(
       join(modelsDir(), 'README.md'),
       'eval:occlusion',
-      `### Occlusion evaluation\n\nMeasured with \`${command}\` on ${new Date().toISOString().slice(0, 10)} (${Math.round((Date.now() - started) / 60000)} min; JSON: models/occlusion/eval-results.json). LFW pairs-dev, 5 identity-disjoint folds, clean gallery (first image of each pair) and occluded probe (second image). Probe landmarks *detected*: every image through the detector and aligner as in the agent (a probe without a detected face is embedded from a centred crop), so detection misses count. Probe landmarks *clean original*: each occluded probe aligned by the landmarks detected on the same photo before occlusion — the protocol of FROM and PDSN, which draw occluders on aligned faces — so the figure measures recognition alone (detection under occlusion is measured below). Occlusion-aware matching: the probe's predicted pattern decides the space both faces are compared in; each pair is scored by the false-accept rate of its distance in that space (calibrated on held-out calibration faces), so one threshold serves all pairs.${fused ? ` Score fusion (${fused.join(' + ')}): both embedders measure every pair, each in its own space as above, and the pair is scored by the mean of the two log10 false-accept rates (equal weights, not tuned), as the agent scores each enrolled person when fusing (\`recognition.fuseWith\`, agent/recognition/score-fusion.ts; its own threshold is a false-accept rate, these rows use each fold's best threshold).` : ''}\n\n${text}`,
+      `### Occlusion evaluation\n\nMeasured with \`${command}\` on ${new Date().toISOString().slice(0, 10)} (${Math.round((Date.now() - started) / 60000)} min; JSON: models/occlusion/eval-results.json). LFW pairs-dev, 5 identity-disjoint folds, clean gallery (first image of each pair) and occluded probe (second image). Probe landmarks *detected*: every image through the detector and aligner as in the agent (a probe without a detected face is embedded from a centred crop), so detection misses count. Probe landmarks *clean original*: each occluded probe aligned by the landmarks detected on the same photo before occlusion — the protocol of FROM and PDSN, which draw occluders on aligned faces — so the figure measures recognition alone (detection under occlusion is measured below). Occlusion-aware matching: the probe's predicted pattern decides the space both faces are compared in; each pair is scored by the false-accept rate of its distance in that space (calibrated on held-out calibration faces), so one threshold serves all pairs.${fused ? ` Score fusion (${fused.join(' + ')}): both embedders measure every pair, each in its own space as above, and the pair is scored by the mean of the two log10 false-accept rates (equal weights, not tuned), as the agent scores each enrolled person when fusing (\`recognition.fuseWith\`, agent/recognition/score-fusion.ts; its own threshold is a false-accept rate, these rows use each fold's best threshold).` : ''} *At the agent's threshold*: the same occlusion-aware scores decided as the agent decides — at the false-accept rate of the embedder's match threshold (models/manifest.json; for the fusion, the fused score through its calibration at the first embedder's) — instead of at each fold's best threshold, which LFW's balanced pairs put at a higher false-accept rate.\n\n${text}`,
     );
     log('updated models/README.md');
   }
