@@ -402,9 +402,7 @@ export class FacegateAgent {
         provider: this.analyzer?.embedder.provider,
         // Score fusion: the second embedder that scores every face too, paused while the embedder is
         // moved off its primary placement (GPU pressure); null: one embedder.
-        fusion: this.analyzer?.fusion
-          ? { companion: this.analyzer.fusion.companion.embedder.entry.name, paused: this.embedderRuntime?.placement !== 'primary', failures: this.companionFailures }
-          : null,
+        fusion: this.analyzer?.fusedWith ? { companion: this.analyzer.fusedWith, paused: this.embedderRuntime?.placement !== 'primary', failures: this.companionFailures } : null,
         batches: this.scheduler?.stats,
         maxBatch: this.scheduler?.maxBatch,
         // Active provider per model, with the providers passed over and why.

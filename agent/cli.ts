@@ -333,7 +333,7 @@ export function buildCli(): Command {
           printJson({
             name,
             model: analyzer.embedder.entry.name,
-            fusedWith: analyzer.fusion?.companion.embedder.entry.name ?? null,
+            fusedWith: analyzer.fusedWith,
             gallery: gallery.file,
             images: enrolled.map((e) => ({ file: e.file, box: { x: round(e.box.x), y: round(e.box.y), w: round(e.box.w), h: round(e.box.h) }, score: round(e.score, 4) })),
             embeddings: summary?.models ?? {},

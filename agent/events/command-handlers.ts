@@ -82,7 +82,7 @@ export function buildCommandHandlers(ctx: CommandContext): CommandHandlers {
       return {
         name: identity,
         model: analyzer.embedder.entry.name,
-        fusedWith: analyzer.fusion?.companion.embedder.entry.name ?? null,
+        fusedWith: analyzer.fusedWith,
         images: images.map((e) => ({ image: e.file, box: { x: round(e.box.x), y: round(e.box.y), w: round(e.box.w), h: round(e.box.h) }, score: Math.round(e.score * 1e4) / 1e4 })),
         embeddings: summary?.models ?? {},
       };

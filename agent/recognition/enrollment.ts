@@ -79,7 +79,7 @@ function itemsFor(analyzer: FaceAnalyzer, face: AnalyzedFace, source: string, ph
 
 /** The embedders whose embeddings an enrolled identity must have: the analyzer's, and its companion's when fusing. */
 export function enrolledModels(analyzer: FaceAnalyzer): string[] {
-  const companion = analyzer.fusion?.companion.embedder.entry.name;
+  const companion = analyzer.fusedWith;
   return [analyzer.embedder.entry.name, ...(companion ? [companion] : [])];
 }
 

@@ -142,6 +142,11 @@ export class FaceAnalyzer {
     return new FaceAnalyzer(cv as OpenCv, detector, embedder, template, sessions, occlusion, fusion);
   }
 
+  /** The companion embedder's model name when fusing, else null (stats, enrollment replies). */
+  get fusedWith(): string | null {
+    return this.fusion?.companion.embedder.entry.name ?? null;
+  }
+
   detect(image: RgbImage): Promise<DetectedFace[]> {
     return this.detector.detect(image);
   }

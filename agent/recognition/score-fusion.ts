@@ -130,6 +130,7 @@ export interface FusedMatch extends OcclusionMatch {
  * embedding; a face without one (the companion failed or is paused) is matched by the primary alone.
  */
 export class FusedMatcher implements FaceMatcher {
+  private readonly alignments = new WeakMap<readonly string[], WeakMap<readonly string[], Int32Array>>();
   /** Log10 FARs of the primary's match and unknown thresholds: the fused decision's thresholds. */
   readonly log10Thresholds: { match: number; unknown: number };
 
@@ -170,15 +171,16 @@ export class FusedMatcher implements FaceMatcher {
     const a = scoreSide(this.primary, face);
     const second = face.companion;
     const b = second ? scoreSide(this.companion, second) : undefined;
+    const other = b ? this.alignment(a.names, b.names) : undefined;
     let best = -1;
     let bestFar = 0;
     let secondBest = -1;
     let secondFar = 0;
     for (let i = 0; i < a.names.length; i++) {
       const own = a.log10Far[i] as number;
-      const other = b?.byName.get(a.names[i] as string);
+      const j = other ? (other[i] as number) : -1;
       // An identity the companion has no embedding of is scored by the primary alone.
-      const far = other === undefined ? own : this.fusion.calibratedLog10Far((own + other) / 2);
+      const far = b && j >= 0 ? this.fusion.calibratedLog10Far((own + (b.log10Far[j] as number)) / 2) : own;
       if (best < 0 || far < bestFar) {
         secondBest = best;
         secondFar = bestFar;
@@ -197,13 +199,29 @@ export class FusedMatcher implements FaceMatcher {
     if (secondBest >= 0) result.secondBest = { identity: a.names[secondBest] as string, distance: a.distances[secondBest] as number };
     return result;
   }
+
+  /**
+   * For each identity of the primary's space, its index in the companion's space (-1: absent).
+   * Cached per pair of name lists: a matcher makes a new list only when it reloads, so the search
+   * path does no per-face lookups.
+   */
+  private alignment(primary: readonly string[], companion: readonly string[]): Int32Array {
+    let byCompanion = this.alignments.get(primary);
+    if (!byCompanion) this.alignments.set(primary, (byCompanion = new WeakMap()));
+    let index = byCompanion.get(companion);
+    if (!index) {
+      const at = new Map(companion.map((name, j) => [name, j]));
+      index = Int32Array.from(primary, (name) => at.get(name) ?? -1);
+      byCompanion.set(companion, index);
+    }
+    return index;
+  }
 }
 
 interface SideScores {
   names: readonly string[];
   distances: Float64Array;
   log10Far: Float64Array;
-  byName: Map<string, number>;
   occlusion?: OcclusionMatch['occlusion'];
   masked: boolean;
 }
@@ -212,12 +230,6 @@ interface SideScores {
 function scoreSide(side: FusionSide, face: FaceEmbeddingResult): SideScores {
   const placed = side.matcher.place(face);
   const { names, distances } = placed.matcher.nearestPerIdentity(placed.query);
-  const log10Far = new Float64Array(names.length);
-  const byName = new Map<string, number>();
-  for (let i = 0; i < names.length; i++) {
-    const far = side.curves.log10Far(placed.space, distances[i] as number);
-    log10Far[i] = far;
-    byName.set(names[i] as string, far);
-  }
-  return { names, distances, log10Far, byName, ...(placed.occlusion ? { occlusion: placed.occlusion } : {}), masked: placed.masked };
+  const log10Far = Float64Array.from(distances, (d) => side.curves.log10Far(placed.space, d));
+  return { names, distances, log10Far, ...(placed.occlusion ? { occlusion: placed.occlusion } : {}), masked: placed.masked };
 }
