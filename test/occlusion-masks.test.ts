@@ -78,6 +78,40 @@ for (const embedder of ['dlib-resnet', 'mobilefacenet']) describe(`occlusion mas
     assert.throws(() => OcclusionDictionary.load(join(dir, 'm'), entry), /has \d+ bytes, header says \d+ floats/);
   });
 
+  it('space ensemble: faces not confidently clean are scored in every space, within its rail of the plain score', async () => {
+    const ensemble = masks.header.ensemble;
+    assert.ok(ensemble && masks.hasEnsemble, 'the dictionary has a space-ensemble calibration (npm run models:ensemble)');
+    assert.ok(ensemble.cleanMinScore > 0 && ensemble.cleanMinScore < 1, `clean-output floor ${ensemble.cleanMinScore}`);
+    const floor = ensemble.cleanMinScore;
+    assert.equal(masks.usesEnsemble({ pattern: CLEAN_PATTERN, regions: [], score: floor + 0.01 }), false, 'confidently clean: plain space');
+    assert.equal(masks.usesEnsemble({ pattern: CLEAN_PATTERN, regions: [], score: floor - 0.01 }), true, 'unsure: every space');
+    assert.equal(masks.usesEnsemble({ pattern: 'lower-face', regions: ['mouth'], score: 0.9 }), true, 'occluded: every space');
+    // The calibration maps a mean of log10 FARs to a log10 FAR, rising with it; the rail keeps it
+    // within maxGain of the plain space's.
+    const scores = [-4, -3, -2, -1.5, -1, -0.5].map((mean) => masks.ensembleLog10Far(mean, 0));
+    for (let k = 1; k < scores.length; k++) assert.ok((scores[k] as number) >= (scores[k - 1] as number), `rising: ${scores.join(', ')}`);
+    assert.equal(masks.ensembleLog10Far(-4, -1), -1 - ensemble.maxGain, 'no more than maxGain below the plain score');
+    assert.ok(masks.ensembleLog10Far(-1, -3) >= -3 - ensemble.maxGain);
+    // A broken calibration is refused when the dictionary loads.
+    const registry = ModelRegistry.load();
+    const path = join(registry.dir, registry.get(embedder).occlusion?.path ?? assert.fail('occlusion path'));
+    const dir = mkdtempSync(join(tmpdir(), 'facegate-ensemble-'));
+    dirs.push(dir);
+    copyFileSync(`${path}.bin`, join(dir, 'm.bin'));
+    const header = JSON.parse(readFileSync(`${path}.json`, 'utf8')) as typeof masks.header;
+    writeFileSync(join(dir, 'm.json'), JSON.stringify({ ...header, ensemble: { ...ensemble, far: [...ensemble.far].reverse() } }));
+    assert.throws(() => OcclusionDictionary.load(join(dir, 'm'), registry.get(embedder)), /ensemble\.far is not a rising curve/);
+    writeFileSync(join(dir, 'm.json'), JSON.stringify({ ...header, ensemble: { ...ensemble, maxGain: -1 } }));
+    assert.throws(() => OcclusionDictionary.load(join(dir, 'm'), registry.get(embedder)), /ensemble\.maxGain must be a number ≥ 0/);
+    // A masked face takes the ensemble; a clean one of the same person the plain space.
+    const { clean, occluded: image } = await occluded(1, 'mask');
+    const maskedFace = pickCentralFace(await faces(image), image.width, image.height) as AnalyzedFace | undefined;
+    const cleanFace = pickCentralFace(await faces(clean), clean.width, clean.height) as AnalyzedFace | undefined;
+    assert.ok(maskedFace?.features && cleanFace?.features);
+    assert.equal(masks.usesEnsemble(masks.predict(maskedFace.features, maskedFace.mirrorFeatures)), true, 'masked face: every space');
+    assert.equal(masks.usesEnsemble(masks.predict(cleanFace.features, cleanFace.mirrorFeatures)), false, 'clean face: plain space');
+  });
+
   it('predicts the clean pattern on every face of the clean sample photos', async () => {
     let count = 0;
     for (const n of SAMPLES) {
@@ -187,6 +221,16 @@ for (const embedder of ['dlib-resnet', 'mobilefacenet']) describe(`occlusion mas
         const probe = pickCentralFace(await faces(maskedImage), maskedImage.width, maskedImage.height) as AnalyzedFace | undefined;
         if (!probe) continue;
         const m = matcher.match(probe);
+        // Matched in every space: each identity's score is the calibrated mean, never more than
+        // the rail below its plain-space score; the decision is the best of those scores.
+        const placed = matcher.place(probe);
+        assert.ok(placed.ensemble, `${p.name} masked: matched in every space`);
+        const scores = matcher.scoreIdentities(probe, masks, placed);
+        const plainScores = matcher.plain.nearestPerIdentity(probe.embedding);
+        assert.equal(scores.names, plainScores.names);
+        const rail = masks.header.ensemble?.maxGain ?? assert.fail('ensemble');
+        scores.log10Far.forEach((v, i) => assert.ok(v >= masks.log10Far(CLEAN_PATTERN, plainScores.distances[i] as number) - rail - 1e-9, `${scores.names[i]}: ${v}`));
+        assert.ok('log10Far' in m && m.log10Far === Math.min(...scores.log10Far), 'the decision rests on the best ensemble score');
         // The same face embedded by another variant (after a GPU-pressure move) takes the plain path.
         const elsewhere = matcher.match({ ...probe, model: 'dlib-resnet-rec-0.25' });
         assert.equal(elsewhere.occlusion, undefined);

@@ -213,15 +213,16 @@ export function maskedVerification(
 }
 
 /** Per dictionary and face: its oriented map, predicted pattern and masked embeddings, computed once (a face meets many others). */
-const maskedCache = new WeakMap<OcclusionDictionary, WeakMap<FaceEmbeddingResult, { oriented?: Float32Array; pattern: string; spaces: Map<string, Float32Array> }>>();
+const maskedCache = new WeakMap<OcclusionDictionary, WeakMap<FaceEmbeddingResult, { oriented?: Float32Array; pattern: string; ensemble: boolean; spaces: Map<string, Float32Array> }>>();
 
-function cached(masks: OcclusionDictionary, face: FaceEmbeddingResult): { oriented?: Float32Array; pattern: string; spaces: Map<string, Float32Array> } {
+function cached(masks: OcclusionDictionary, face: FaceEmbeddingResult): { oriented?: Float32Array; pattern: string; ensemble: boolean; spaces: Map<string, Float32Array> } {
   let perFace = maskedCache.get(masks);
   if (!perFace) maskedCache.set(masks, (perFace = new WeakMap()));
   let entry = perFace.get(face);
   if (!entry) {
     const oriented = face.features ? masks.orient(face.features, face.mirrorFeatures) : undefined;
-    entry = { ...(oriented ? { oriented } : {}), pattern: oriented ? masks.predictOriented(oriented).pattern : CLEAN_PATTERN, spaces: new Map() };
+    const prediction = oriented ? masks.predictOriented(oriented) : undefined;
+    entry = { ...(oriented ? { oriented } : {}), pattern: prediction?.pattern ?? CLEAN_PATTERN, ensemble: prediction ? masks.usesEnsemble(prediction) : false, spaces: new Map() };
     perFace.set(face, entry);
   }
   return entry;
@@ -240,8 +241,25 @@ function maskedOf(masks: OcclusionDictionary, face: FaceEmbeddingResult, pattern
   return e;
 }
 
-/** log10 FAR of the pair's distance in the space the probe's predicted occlusion chooses. */
+/**
+ * log10 FAR of the pair as the agent scores it (OcclusionAwareMatcher): the distance in the space
+ * the probe's predicted occlusion chooses, or — for a probe not confidently clean, when the
+ * dictionary has a space ensemble — the calibrated mean of the log10 FARs in every space.
+ */
 export function maskedScore(masks: OcclusionDictionary, gallery: FaceEmbeddingResult, probe: FaceEmbeddingResult): number {
+  if (cached(masks, probe).ensemble) {
+    const plain = masks.log10Far(CLEAN_PATTERN, euclideanDistance(gallery.embedding, probe.embedding));
+    let sum = plain;
+    let n = 1;
+    for (const pattern of masks.patterns.keys()) {
+      const g = maskedOf(masks, gallery, pattern);
+      const q = maskedOf(masks, probe, pattern);
+      if (!g || !q) continue;
+      sum += masks.log10Far(pattern, euclideanDistance(g, q));
+      n++;
+    }
+    return masks.ensembleLog10Far(sum / n, plain);
+  }
   const pattern = predictedPattern(masks, probe);
   const g = pattern === CLEAN_PATTERN ? undefined : maskedOf(masks, gallery, pattern);
   const q = pattern === CLEAN_PATTERN ? undefined : maskedOf(masks, probe, pattern);
@@ -249,15 +267,19 @@ export function maskedScore(masks: OcclusionDictionary, gallery: FaceEmbeddingRe
   return masks.log10Far(pattern, euclideanDistance(g, q));
 }
 
-/** How many faces predict each pattern. */
+/** How many faces predict each pattern, and (`all spaces`) how many are matched by the space ensemble. */
 export function countPatterns(masks: OcclusionDictionary, faces: readonly FaceEmbeddingResult[]): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const f of faces) {
-    const p = predictedPattern(masks, f);
-    counts[p] = (counts[p] ?? 0) + 1;
+    const { pattern, ensemble } = cached(masks, f);
+    counts[pattern] = (counts[pattern] ?? 0) + 1;
+    if (ensemble) counts[ALL_SPACES] = (counts[ALL_SPACES] ?? 0) + 1;
   }
   return counts;
 }
+
+/** The count of faces matched in every space (countPatterns). */
+export const ALL_SPACES = 'all spaces';
 
 export function formatEvalTable(r: EvalResult): string {
   const pct = (v: number): string => `${(v * 100).toFixed(2)}%`;

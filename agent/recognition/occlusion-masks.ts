@@ -59,9 +59,34 @@ export interface OcclusionDictionaryHeader {
    * are those with the same FAR as the plain thresholds.
    */
   far: { log10From: number; log10Step: number; plain: number[] };
+  /** Matching in every space at once for faces not confidently clean (see SpaceEnsembleHeader); absent in older files. */
+  ensemble?: SpaceEnsembleHeader;
   /** Floats in the blob. */
   floats: number;
   /** How it was built (command, calibration set, validation figures). */
+  provenance: Record<string, unknown>;
+}
+
+/**
+ * The space ensemble. The classifier misses many occlusions it was not calibrated on (a rectangle
+ * over one side of the face, say) and takes them for clean, and one guessed pattern is often not
+ * the one that fits. A face is therefore compared in the plain space only when the classifier is
+ * confident it is clean (its clean output at least `cleanMinScore`); any other face is compared in
+ * every space (plain and each pattern's), and its score against an identity is the mean of the
+ * log10 FARs of those comparisons, mapped to the FAR that mean really has on calibration impostors.
+ */
+export interface SpaceEnsembleHeader {
+  /** A face takes the plain path only when the classifier's clean output is at least this. */
+  cleanMinScore: number;
+  /** Mean log10 FARs of impostor pairs at the FAR grid's points (see OcclusionDictionaryHeader.far). */
+  far: number[];
+  /**
+   * The most (in log10) the ensemble may lower a comparison's false-accept rate below the plain
+   * space's: a rail for faces unlike the calibration faces (a blurred face in a crowd), which the
+   * classifier is unsure of for want of resemblance, not for an occlusion.
+   */
+  maxGain: number;
+  /** How it was calibrated. */
   provenance: Record<string, unknown>;
 }
 
@@ -153,6 +178,11 @@ export class OcclusionDictionary {
       if (name !== CLEAN_PATTERN && !patterns.has(name)) throw new Error(`${source}: classifier class "${name}" has no pattern`);
     }
     this.patterns = patterns;
+    const ensemble = header.ensemble?.far;
+    if (header.ensemble && !(header.ensemble.maxGain >= 0)) throw new Error(`${source}: ensemble.maxGain must be a number ≥ 0`);
+    if (ensemble && (ensemble.length < 2 || ensemble.some((v, k) => !Number.isFinite(v) || (k > 0 && v < (ensemble[k - 1] as number))))) {
+      throw new Error(`${source}: ensemble.far is not a rising curve`);
+    }
     const { offsets, classes } = header.classifier;
     slice(offsets.weights, (f + 1) * classes.length, 'classifier weights');
   }
@@ -237,6 +267,30 @@ export class OcclusionDictionary {
     const p = this.patterns.get(space);
     if (!p) throw new Error(`occlusion masks: no pattern "${space}"`);
     return log10FarAt(p.far, grid, distance);
+  }
+
+  /** Whether faces that are not confidently clean are matched in every space (an ensemble calibration exists). */
+  get hasEnsemble(): boolean {
+    return this.header.ensemble !== undefined;
+  }
+
+  /** Whether a face with this prediction is matched in every space rather than in one. */
+  usesEnsemble(prediction: OcclusionPrediction): boolean {
+    const e = this.header.ensemble;
+    return e !== undefined && (prediction.pattern !== CLEAN_PATTERN || prediction.score < e.cleanMinScore);
+  }
+
+  /**
+   * The ensemble's log10 FAR of a comparison: the mean of its per-space log10 FARs on the ensemble's
+   * calibration, kept within maxGain of the plain space's log10 FAR (`plainLog10Far`).
+   */
+  ensembleLog10Far(meanLog10Far: number, plainLog10Far: number): number {
+    const e = this.header.ensemble;
+    if (!e) throw new Error(`occlusion masks ${this.source}: no space-ensemble calibration`);
+    // Scores and the grid are both log10 FARs: below the curve a score keeps its own scale.
+    const first = e.far[0] as number;
+    const calibrated = meanLog10Far <= first ? this.header.far.log10From - (first - meanLog10Far) : log10FarAt(e.far, this.header.far, meanLog10Far);
+    return Math.max(calibrated, plainLog10Far - e.maxGain);
   }
 
   /** A pattern's thresholds with the same false-accept rates as the plain thresholds `plain`. */

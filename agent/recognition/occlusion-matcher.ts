@@ -25,6 +25,84 @@ export interface FacePlacement {
   query: Float32Array;
   occlusion?: OcclusionPrediction;
   masked: boolean;
+  /**
+   * The face is compared in every space (the space ensemble, occlusion-masks.ts): its oriented
+   * feature map, from which each pattern's embedding is made. `space`/`matcher`/`query` are then
+   * the plain space's.
+   */
+  ensemble?: { oriented: Float32Array };
+}
+
+/** Every identity's score against one face, from one embedder. */
+export interface IdentityScores {
+  names: readonly string[];
+  /** Distance in the space the face was placed in (the plain space for the ensemble): the reported match distance. */
+  distances: Float64Array;
+  /** The score: log10 false-accept rate. */
+  log10Far: Float64Array;
+  occlusion?: OcclusionPrediction;
+  masked: boolean;
+}
+
+/** A decision made on log10 false-accept rates (the ensemble's and the fusion's). */
+export interface FarMatch extends OcclusionMatch {
+  /** Calibrated log10 false-accept rate of the identity (or of the nearest one). */
+  log10Far: number;
+}
+
+/**
+ * The identity with the lowest log10 FAR, accepted at or below `thresholds.match`, unknown at or
+ * above `thresholds.unknown`; `distances` are reported with it.
+ */
+export function decideByLog10Far(
+  names: readonly string[],
+  log10Far: ArrayLike<number>,
+  distances: ArrayLike<number>,
+  thresholds: { match: number; unknown: number },
+  base: Pick<OcclusionMatch, 'occlusion' | 'masked'>,
+): FarMatch {
+  let best = -1;
+  let secondBest = -1;
+  for (let i = 0; i < names.length; i++) {
+    const far = log10Far[i] as number;
+    if (best < 0 || far < (log10Far[best] as number)) {
+      secondBest = best;
+      best = i;
+    } else if (secondBest < 0 || far < (log10Far[secondBest] as number)) {
+      secondBest = i;
+    }
+  }
+  if (best < 0) return { identity: null, distance: Number.POSITIVE_INFINITY, unknown: true, log10Far: 0, ...base };
+  const bestFar = log10Far[best] as number;
+  const identity = bestFar <= thresholds.match ? (names[best] as string) : null;
+  const result: FarMatch = { identity, distance: distances[best] as number, unknown: identity === null && bestFar >= thresholds.unknown, log10Far: bestFar, ...base };
+  if (secondBest >= 0) result.secondBest = { identity: names[secondBest] as string, distance: distances[secondBest] as number };
+  return result;
+}
+
+/**
+ * For each name of one list, its index in another (-1: absent). Cached per pair of lists: a matcher
+ * makes a new list only when it reloads, so the search path does no per-face lookups.
+ */
+export class NameAlignment {
+  private readonly cache = new WeakMap<readonly string[], WeakMap<readonly string[], Int32Array>>();
+
+  of(from: readonly string[], to: readonly string[]): Int32Array {
+    if (from === to) return identityIndex(from.length);
+    let byTarget = this.cache.get(from);
+    if (!byTarget) this.cache.set(from, (byTarget = new WeakMap()));
+    let index = byTarget.get(to);
+    if (!index) {
+      const at = new Map(to.map((name, j) => [name, j]));
+      index = Int32Array.from(from, (name) => at.get(name) ?? -1);
+      byTarget.set(to, index);
+    }
+    return index;
+  }
+}
+
+function identityIndex(n: number): Int32Array {
+  return Int32Array.from({ length: n }, (_, i) => i);
 }
 
 /** What the camera pipelines and the agent need of a matcher: one embedder's, or two fused. */
@@ -39,6 +117,9 @@ export interface FaceMatcher {
 export class OcclusionAwareMatcher implements FaceMatcher {
   readonly plain: Matcher;
   private readonly byPattern = new Map<string, Matcher>();
+  private readonly alignment = new NameAlignment();
+  /** The plain thresholds as log10 FARs: the decision for faces matched by the space ensemble. */
+  readonly log10Thresholds?: { match: number; unknown: number };
 
   constructor(
     model: string,
@@ -49,6 +130,10 @@ export class OcclusionAwareMatcher implements FaceMatcher {
     for (const p of dictionary?.patterns.values() ?? []) {
       // The same false-accept rates as the plain thresholds (which the config may override).
       this.byPattern.set(p.name, new Matcher(patternModel(model, p.name), dictionary?.thresholdsIn(p.name, thresholds) ?? thresholds));
+    }
+    if (dictionary) {
+      const far = (d: number): number => dictionary.log10Far(CLEAN_PATTERN, d);
+      this.log10Thresholds = { match: far(thresholds.match), unknown: Math.max(far(thresholds.match), far(thresholds.unknown)) };
     }
   }
 
@@ -91,14 +176,53 @@ export class OcclusionAwareMatcher implements FaceMatcher {
     const oriented = dictionary.orient(face.features, face.mirrorFeatures);
     const occlusion = dictionary.predictOriented(oriented);
     const masked = occlusion.pattern === FACE_MASK_PATTERN;
+    if (dictionary.usesEnsemble(occlusion) && [...this.byPattern.values()].some((m) => m.size > 0)) {
+      return { space: CLEAN_PATTERN, matcher: this.plain, query: face.embedding, occlusion, masked, ensemble: { oriented } };
+    }
     const matcher = occlusion.pattern === CLEAN_PATTERN ? undefined : this.byPattern.get(occlusion.pattern);
     // A pattern whose gallery is empty (identities enrolled before the masks) falls back to the plain path.
     if (!matcher || matcher.size === 0) return { space: CLEAN_PATTERN, matcher: this.plain, query: face.embedding, occlusion, masked };
     return { space: occlusion.pattern, matcher, query: dictionary.maskedEmbeddingOriented(occlusion.pattern, oriented), occlusion, masked };
   }
 
-  match(face: FaceEmbeddingResult): OcclusionMatch {
-    const { matcher, query, occlusion, masked } = this.place(face);
-    return { ...matcher.match(query), ...(occlusion ? { occlusion } : {}), masked };
+  match(face: FaceEmbeddingResult): OcclusionMatch | FarMatch {
+    const placed = this.place(face);
+    const { matcher, query, occlusion, masked } = placed;
+    const base = { ...(occlusion ? { occlusion } : {}), masked };
+    if (placed.ensemble && this.dictionary && this.log10Thresholds) {
+      const scores = this.scoreIdentities(face, this.dictionary, placed);
+      return decideByLog10Far(scores.names, scores.log10Far, scores.distances, this.log10Thresholds, base);
+    }
+    return { ...matcher.match(query), ...base };
+  }
+
+  /**
+   * Every identity's log10 FAR against the face, on `curves` (the dictionary's false-accept curves,
+   * which a fusion reads even with masking off): in the space it is placed in, or — for the space
+   * ensemble — the calibrated mean over the plain space and every pattern's space (over those that
+   * hold the identity).
+   */
+  scoreIdentities(face: FaceEmbeddingResult, curves: OcclusionDictionary, placed = this.place(face)): IdentityScores {
+    const { names, distances } = placed.matcher.nearestPerIdentity(placed.query);
+    const base = { names, distances, ...(placed.occlusion ? { occlusion: placed.occlusion } : {}), masked: placed.masked };
+    const log10Far = Float64Array.from(distances, (d) => curves.log10Far(placed.space, d));
+    const dictionary = this.dictionary;
+    if (!placed.ensemble || !dictionary) return { ...base, log10Far };
+    const plain = log10Far;
+    const sums = Float64Array.from(log10Far);
+    const counts = new Float64Array(names.length).fill(1);
+    for (const [pattern, matcher] of this.byPattern) {
+      if (matcher.size === 0) continue;
+      const own = matcher.nearestPerIdentity(dictionary.maskedEmbeddingOriented(pattern, placed.ensemble.oriented));
+      const index = this.alignment.of(names, own.names);
+      for (let i = 0; i < names.length; i++) {
+        const j = index[i] as number;
+        if (j < 0) continue;
+        sums[i] = (sums[i] as number) + dictionary.log10Far(pattern, own.distances[j] as number);
+        counts[i] = (counts[i] as number) + 1;
+      }
+    }
+    for (let i = 0; i < names.length; i++) sums[i] = dictionary.ensembleLog10Far((sums[i] as number) / (counts[i] as number), plain[i] as number);
+    return { ...base, log10Far: sums };
   }
 }

@@ -15,7 +15,7 @@ import type { FaceEmbeddingResult } from './embedder.js';
 import type { Gallery } from './gallery.js';
 import type { MatchThresholds } from './matcher.js';
 import { CLEAN_PATTERN, type OcclusionDictionary } from './occlusion-masks.js';
-import type { FaceMatcher, OcclusionAwareMatcher, OcclusionMatch } from './occlusion-matcher.js';
+import { decideByLog10Far, type FaceMatcher, type FarMatch, NameAlignment, type OcclusionAwareMatcher } from './occlusion-matcher.js';
 
 export const FUSION_FORMAT = 'facegate-score-fusion/1';
 
@@ -120,17 +120,15 @@ export interface FusionSide {
   curves: OcclusionDictionary;
 }
 
-export interface FusedMatch extends OcclusionMatch {
-  /** Calibrated log10 false-accept rate of the fused score of the identity (or of the nearest one). */
-  log10Far: number;
-}
+/** A fused decision: the log10 FAR is the fused score's, calibrated. */
+export type FusedMatch = FarMatch;
 
 /**
  * 1:N search with two embedders fused. A face's `companion` result holds the second embedder's
  * embedding; a face without one (the companion failed or is paused) is matched by the primary alone.
  */
 export class FusedMatcher implements FaceMatcher {
-  private readonly alignments = new WeakMap<readonly string[], WeakMap<readonly string[], Int32Array>>();
+  private readonly alignment = new NameAlignment();
   /** Log10 FARs of the primary's match and unknown thresholds: the fused decision's thresholds. */
   readonly log10Thresholds: { match: number; unknown: number };
 
@@ -168,68 +166,18 @@ export class FusedMatcher implements FaceMatcher {
   }
 
   match(face: FaceEmbeddingResult): FusedMatch {
-    const a = scoreSide(this.primary, face);
+    const a = this.primary.matcher.scoreIdentities(face, this.primary.curves);
     const second = face.companion;
-    const b = second ? scoreSide(this.companion, second) : undefined;
-    const other = b ? this.alignment(a.names, b.names) : undefined;
-    let best = -1;
-    let bestFar = 0;
-    let secondBest = -1;
-    let secondFar = 0;
-    for (let i = 0; i < a.names.length; i++) {
-      const own = a.log10Far[i] as number;
-      const j = other ? (other[i] as number) : -1;
+    const b = second ? this.companion.matcher.scoreIdentities(second, this.companion.curves) : undefined;
+    const fused = Float64Array.from(a.log10Far);
+    if (b) {
+      const other = this.alignment.of(a.names, b.names);
       // An identity the companion has no embedding of is scored by the primary alone.
-      const far = b && j >= 0 ? this.fusion.calibratedLog10Far((own + (b.log10Far[j] as number)) / 2) : own;
-      if (best < 0 || far < bestFar) {
-        secondBest = best;
-        secondFar = bestFar;
-        best = i;
-        bestFar = far;
-      } else if (secondBest < 0 || far < secondFar) {
-        secondBest = i;
-        secondFar = far;
+      for (let i = 0; i < fused.length; i++) {
+        const j = other[i] as number;
+        if (j >= 0) fused[i] = this.fusion.calibratedLog10Far(((a.log10Far[i] as number) + (b.log10Far[j] as number)) / 2);
       }
     }
-    const base = { ...(a.occlusion ? { occlusion: a.occlusion } : {}), masked: a.masked };
-    if (best < 0) return { identity: null, distance: Number.POSITIVE_INFINITY, unknown: true, log10Far: 0, ...base };
-    const { match, unknown } = this.log10Thresholds;
-    const identity = bestFar <= match ? (a.names[best] as string) : null;
-    const result: FusedMatch = { identity, distance: a.distances[best] as number, unknown: identity === null && bestFar >= unknown, log10Far: bestFar, ...base };
-    if (secondBest >= 0) result.secondBest = { identity: a.names[secondBest] as string, distance: a.distances[secondBest] as number };
-    return result;
+    return decideByLog10Far(a.names, fused, a.distances, this.log10Thresholds, { ...(a.occlusion ? { occlusion: a.occlusion } : {}), masked: a.masked });
   }
-
-  /**
-   * For each identity of the primary's space, its index in the companion's space (-1: absent).
-   * Cached per pair of name lists: a matcher makes a new list only when it reloads, so the search
-   * path does no per-face lookups.
-   */
-  private alignment(primary: readonly string[], companion: readonly string[]): Int32Array {
-    let byCompanion = this.alignments.get(primary);
-    if (!byCompanion) this.alignments.set(primary, (byCompanion = new WeakMap()));
-    let index = byCompanion.get(companion);
-    if (!index) {
-      const at = new Map(companion.map((name, j) => [name, j]));
-      index = Int32Array.from(primary, (name) => at.get(name) ?? -1);
-      byCompanion.set(companion, index);
-    }
-    return index;
-  }
-}
-
-interface SideScores {
-  names: readonly string[];
-  distances: Float64Array;
-  log10Far: Float64Array;
-  occlusion?: OcclusionMatch['occlusion'];
-  masked: boolean;
-}
-
-/** Every identity's distance and log10 FAR in the space the face is placed in by one embedder. */
-function scoreSide(side: FusionSide, face: FaceEmbeddingResult): SideScores {
-  const placed = side.matcher.place(face);
-  const { names, distances } = placed.matcher.nearestPerIdentity(placed.query);
-  const log10Far = Float64Array.from(distances, (d) => side.curves.log10Far(placed.space, d));
-  return { names, distances, log10Far, ...(placed.occlusion ? { occlusion: placed.occlusion } : {}), masked: placed.masked };
 }

@@ -1,0 +1,139 @@
+// `npm run models:ensemble [-- --model NAME]`: calibrates the space ensemble of an embedder's
+// occlusion dictionary (agent/recognition/occlusion-masks.ts, SpaceEnsembleHeader) and writes it
+// into the dictionary's header (models/occlusion/NAME.json; the manifest's checksum follows).
+//
+// From the occlusion calibration faces held out of the dictionary's fit (every 5th; LFW people in
+// no pairs-dev pair), each clean and under every occluder kind:
+//   - the clean-output floor: the classifier's clean output below which a face is not taken for
+//     confidently clean, set so that `--uncertain-clean` of the clean faces fall below it;
+//   - the calibration: every face that takes the ensemble (any variant) against every other
+//     person's clean face, scored as the agent scores it — the mean over the plain space and every
+//     pattern's space of the distance's log10 FAR there — and the FAR curve of those scores.
+// Needs ../shared/data/lfw (the calibration pass is cached); the result is committed.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ModelRegistry } from '../../agent/inference/model-registry.js';
+import { modelsDir } from '../../agent/paths.js';
+import { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
+import { CLEAN_PATTERN, type OcclusionDictionaryHeader } from '../../agent/recognition/occlusion-masks.js';
+import { OCCLUDER_KINDS } from '../../agent/occlusion/occluders.js';
+import { sha256, writeManifest } from '../build/build-models.js';
+import { DEFAULT_LFW } from '../compress/lfw.js';
+import { embedderHead, plainEmbedding } from './build-dictionary.js';
+import { type CalibrationVariant, occlusionCalibration } from './calibration.js';
+import { farCurve, plainProjection } from './fit.js';
+
+const USAGE = 'usage: npm run models:ensemble -- [--model NAME] [--lfw DIR] [--count N] [--seed S] [--uncertain-clean FRACTION] [--max-gain DECADES]';
+
+function distance(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let k = 0; k < a.length; k++) s += ((a[k] as number) - (b[k] as number)) ** 2;
+  return Math.sqrt(s);
+}
+
+export async function buildEnsemble(argv: readonly string[], log: (line: string) => void = (l) => console.log(l)): Promise<void> {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      model: { type: 'string' },
+      lfw: { type: 'string', default: DEFAULT_LFW },
+      count: { type: 'string', default: '2000' },
+      seed: { type: 'string', default: '7000' },
+      'uncertain-clean': { type: 'string', default: '0.02' },
+      'max-gain': { type: 'string', default: '0.5' },
+    },
+    strict: true,
+  });
+  const count = Number(values.count);
+  const seed = Number(values.seed);
+  const uncertain = Number(values['uncertain-clean']);
+  const maxGain = Number(values['max-gain']);
+  if (!(maxGain >= 0)) throw new Error(`--max-gain ${String(values['max-gain'])}: a number of decades ≥ 0; ${USAGE}`);
+  if (!Number.isInteger(count) || count < 100 || !Number.isInteger(seed)) throw new Error(`--count/--seed: integers (count ≥ 100); ${USAGE}`);
+  if (!(uncertain >= 0 && uncertain < 0.5)) throw new Error(`--uncertain-clean ${String(values['uncertain-clean'])}: a fraction in [0, 0.5); ${USAGE}`);
+  const registry = ModelRegistry.load();
+  const analyzer = await FaceAnalyzer.create({ registry, ...(values.model ? { embedder: values.model } : {}) });
+  try {
+    const entry = analyzer.embedder.entry;
+    const dictionary = analyzer.occlusion;
+    if (!dictionary || !entry.occlusion) throw new Error(`${entry.name} has no occlusion dictionary (npm run models:occlusion -- --model ${entry.name})`);
+    const started = Date.now();
+    const cal = await occlusionCalibration(analyzer, values.lfw as string, count, seed, log);
+    const { fc, normalised } = embedderHead(registry.pathOf(entry));
+    if (!fc) throw new Error(`${entry.name}: no head/fc/weight initializer`);
+    const { projection } = plainProjection(cal.featureShape, fc);
+    const f = cal.featureShape[0] * cal.featureShape[1] * cal.featureShape[2];
+    // The faces held out of the dictionary's fit (build-dictionary.ts: every 5th).
+    const faces = cal.files.map((_, face) => face).filter((face) => face % 5 === 0);
+    const patterns = [...dictionary.patterns.keys()];
+    const spaces = [CLEAN_PATTERN, ...patterns];
+    const embed = (x: Float32Array): Float32Array[] => [plainEmbedding(projection, x, fc.outputs, normalised), ...patterns.map((p) => dictionary.maskedEmbeddingOriented(p, x))];
+    const mapOf = (variant: CalibrationVariant, face: number): Float32Array => (cal.features.get(variant) as Float32Array).subarray(face * f, (face + 1) * f);
+
+    // The clean-output floor, from the clean faces' classifier outputs.
+    const cleanOutputs = faces
+      .map((face) => dictionary.predictOriented(mapOf('clean', face)))
+      .map((p) => (p.pattern === CLEAN_PATTERN ? p.score : -1))
+      .sort((a, b) => a - b);
+    const cleanMinScore = Math.max(0, cleanOutputs[Math.min(cleanOutputs.length - 1, Math.floor(uncertain * cleanOutputs.length))] as number);
+    const header = JSON.parse(readFileSync(`${join(modelsDir(), entry.occlusion.path)}.json`, 'utf8')) as OcclusionDictionaryHeader;
+    const gate = (x: Float32Array): boolean => {
+      const p = dictionary.predictOriented(x);
+      return p.pattern !== CLEAN_PATTERN || p.score < cleanMinScore;
+    };
+
+    const gallery = faces.map((face) => embed(mapOf('clean', face)));
+    const scores: number[] = [];
+    const taken: Record<string, { faces: number; ensemble: number }> = {};
+    for (const variant of ['clean', ...OCCLUDER_KINDS] as CalibrationVariant[]) {
+      const share = (taken[variant] = { faces: 0, ensemble: 0 });
+      for (const [j, face] of faces.entries()) {
+        const x = mapOf(variant, face);
+        share.faces++;
+        if (!gate(x)) continue;
+        share.ensemble++;
+        const probe = embed(x);
+        for (const [i, g] of gallery.entries()) {
+          if (i === j) continue;
+          let sum = 0;
+          for (const [s, space] of spaces.entries()) sum += dictionary.log10Far(space, distance(g[s] as Float32Array, probe[s] as Float32Array));
+          scores.push(sum / spaces.length);
+        }
+      }
+    }
+    if (scores.length < 10_000) throw new Error(`${entry.name}: only ${scores.length} impostor pairs took the ensemble; too few to calibrate it`);
+    scores.sort((a, b) => a - b);
+    const command = `npm run models:ensemble -- --model ${entry.name}${argv.filter((a) => !a.startsWith('--model')).length ? ` ${argv.join(' ')}` : ''}`.replace(/ --model \S+ --model/, ' --model');
+    header.ensemble = {
+      cleanMinScore,
+      far: farCurve(scores),
+      maxGain,
+      provenance: {
+        command,
+        calibration: `${relative(process.cwd(), values.lfw as string) || values.lfw}: the ${faces.length} occlusion calibration faces held out of the dictionary's fit (every 5th; people in no pairs-dev pair), each clean and under every occluder kind (seed ${seed})`,
+        cleanMinScore: `the classifier's clean output below which ${uncertain * 100}% of the held-out clean faces fall`,
+        maxGain: `the ensemble lowers a comparison's log10 FAR by at most ${maxGain} below the plain space's`,
+        scores: `each face taking the ensemble against every other held-out face clean (${scores.length} impostor pairs): the mean over ${spaces.join(', ')} of the distance's log10 FAR in that space`,
+        takenForEnsemble: taken,
+        seconds: Math.round((Date.now() - started) / 1000),
+      },
+    };
+    const jsonText = `${JSON.stringify(header, null, 1)}\n`;
+    writeFileSync(`${join(modelsDir(), entry.occlusion.path)}.json`, jsonText);
+    writeManifest([{ ...entry, occlusion: { ...entry.occlusion, sha256: { ...entry.occlusion.sha256, json: sha256(new TextEncoder().encode(jsonText)) } } }]);
+    const pct = (v: { faces: number; ensemble: number }): string => `${((100 * v.ensemble) / Math.max(1, v.faces)).toFixed(1)}%`;
+    log(`${entry.name}: clean-output floor ${cleanMinScore.toFixed(3)}; faces taking the ensemble: ${Object.entries(taken).map(([k, v]) => `${k} ${pct(v)}`).join(', ')}`);
+    log(`${entry.name}: ${scores.length} impostor pairs; mean log10 FAR at FAR 1e-3 ${(header.ensemble.far[40] as number).toFixed(3)}, at 1e-2 ${(header.ensemble.far[60] as number).toFixed(3)}; wrote ${entry.occlusion.path}.json`);
+  } finally {
+    await analyzer.close();
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  buildEnsemble(process.argv.slice(2)).catch((err: unknown) => {
+    console.error(`models:ensemble failed: ${(err as Error).message}`);
+    process.exit(1);
+  });
+}
