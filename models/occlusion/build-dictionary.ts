@@ -2,7 +2,7 @@
 // embedder variant from LFW calibration faces (people in no pairs-dev pair) and registers it in the
 // models manifest with that variant. Needs ../shared/data/lfw; the result is committed (it cannot be
 // rebuilt on a fresh clone without the photos).
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -13,7 +13,8 @@ import type { OcclusionDictionaryHeader, OcclusionPatternHeader } from '../../ag
 import { sha256, writeManifest } from '../build/build-models.js';
 import { writeReadmeSection } from '../bench/readme-section.js';
 import { DEFAULT_LFW } from '../compress/lfw.js';
-import { GraphBuilder } from '../onnx/graph-builder.js';
+import { buildEnsemble } from './build-ensemble.js';
+import { embedderHead, plainEmbedding } from './embedder-head.js';
 import { occlusionCalibration } from './calibration.js';
 import { FAR_GRID, farCurve, type FitOptions, fitClassifier, fitPattern, pairwiseDistances, PATTERNS, type PatternFit, plainProjection, samplesByPattern } from './fit.js';
 
@@ -64,40 +65,6 @@ function parse(argv: readonly string[]): Args {
     },
     classifierRidge: num('classifier-ridge', values['classifier-ridge'] as string, (n) => n > 0),
   };
-}
-
-/**
- * The embedder's fc weight ([C × outputs]) from its ONNX graph, when it has one named
- * head/fc/weight, and whether the graph L2-normalises the embedding after it (MobileFaceNet does,
- * dlib's descriptor does not).
- */
-export function embedderHead(modelFile: string): { fc: FitOptions['fc']; normalised: boolean } {
-  const { graph } = GraphBuilder.fromBytes(readFileSync(modelFile));
-  const fc = graph.initializers.get('head/fc/weight');
-  // The node making `embedding`, past the Identity the graph builder inserts for output names.
-  let producer = graph.nodes.find((n) => n.outputs.includes('embedding'));
-  while (producer?.opType === 'Identity') {
-    const input = producer.inputs[0];
-    producer = graph.nodes.find((n) => input !== undefined && n.outputs.includes(input));
-  }
-  const normalised = producer?.opType === 'LpNormalization';
-  if (!fc || fc.dims.length !== 2 || !(fc.data instanceof Float32Array)) return { fc: undefined, normalised };
-  return { fc: { weight: fc.data, channels: fc.dims[0] as number, outputs: fc.dims[1] as number }, normalised };
-}
-
-/** x · projection ([F × outputs]): the embedder's own embedding when the projection is its fc (unit length when the graph normalises it). */
-export function plainEmbedding(projection: Float32Array, x: Float32Array, outputs: number, normalised: boolean): Float32Array {
-  const out = new Float32Array(outputs);
-  for (let j = 0; j < x.length; j++) {
-    const v = x[j] as number;
-    if (v === 0) continue;
-    for (let o = 0; o < outputs; o++) out[o] = (out[o] as number) + v * (projection[j * outputs + o] as number);
-  }
-  if (normalised) {
-    const norm = Math.hypot(...out);
-    if (norm > 0) for (let o = 0; o < outputs; o++) out[o] = (out[o] as number) / norm;
-  }
-  return out;
 }
 
 const pct = (v: number): string => (Number.isFinite(v) ? `${(v * 100).toFixed(2)}%` : '—');
@@ -218,6 +185,8 @@ export async function buildOcclusionDictionary(argv: readonly string[], log: (li
   } finally {
     await analyzer.close();
   }
+  // A new dictionary needs its space ensemble calibrated (from the same, now cached, calibration pass).
+  await buildEnsemble(['--model', args.model ?? registry.defaultFor('embedder').name, '--lfw', args.lfw, '--count', String(args.count), '--seed', String(args.seed)], log);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

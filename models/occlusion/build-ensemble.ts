@@ -21,7 +21,7 @@ import { CLEAN_PATTERN, type OcclusionDictionaryHeader } from '../../agent/recog
 import { OCCLUDER_KINDS } from '../../agent/occlusion/occluders.js';
 import { sha256, writeManifest } from '../build/build-models.js';
 import { DEFAULT_LFW } from '../compress/lfw.js';
-import { embedderHead, plainEmbedding } from './build-dictionary.js';
+import { embedderHead, plainEmbedding } from './embedder-head.js';
 import { type CalibrationVariant, occlusionCalibration } from './calibration.js';
 import { farCurve, plainProjection } from './fit.js';
 

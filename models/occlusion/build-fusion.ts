@@ -16,7 +16,7 @@ import { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
 import { CLEAN_PATTERN, type OcclusionDictionary } from '../../agent/recognition/occlusion-masks.js';
 import { FUSION_FORMAT, type FusionCalibrationFile, fusionCommand, fusionPath } from '../../agent/recognition/score-fusion.js';
 import { DEFAULT_LFW } from '../compress/lfw.js';
-import { embedderHead, plainEmbedding } from './build-dictionary.js';
+import { embedderHead, plainEmbedding } from './embedder-head.js';
 import { occlusionCalibration } from './calibration.js';
 import { FAR_GRID, farCurve, plainProjection } from './fit.js';
 
