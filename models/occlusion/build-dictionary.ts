@@ -12,10 +12,9 @@ import { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
 import type { OcclusionDictionaryHeader, OcclusionPatternHeader } from '../../agent/recognition/occlusion-masks.js';
 import { sha256, writeManifest } from '../build/build-models.js';
 import { writeReadmeSection } from '../bench/readme-section.js';
-import { DEFAULT_LFW } from '../compress/lfw.js';
 import { buildEnsemble } from './build-ensemble.js';
 import { embedderHead, plainEmbedding } from './embedder-head.js';
-import { occlusionCalibration } from './calibration.js';
+import { CALIBRATION_OPTIONS, occlusionCalibration } from './calibration.js';
 import { FAR_GRID, farCurve, type FitOptions, fitClassifier, fitPattern, pairwiseDistances, PATTERNS, type PatternFit, plainProjection, samplesByPattern } from './fit.js';
 
 const USAGE =
@@ -35,10 +34,7 @@ function parse(argv: readonly string[]): Args {
   const { values } = parseArgs({
     args: [...argv],
     options: {
-      model: { type: 'string' },
-      lfw: { type: 'string', default: DEFAULT_LFW },
-      count: { type: 'string', default: '2000' },
-      seed: { type: 'string', default: '7000' },
+      ...CALIBRATION_OPTIONS,
       drop: { type: 'string', default: '0,0.25' },
       ridge: { type: 'string', default: '1' },
       'lda-dims': { type: 'string', default: '64' },

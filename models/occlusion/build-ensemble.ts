@@ -16,31 +16,22 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ModelRegistry } from '../../agent/inference/model-registry.js';
 import { modelsDir } from '../../agent/paths.js';
+import { euclideanDistance } from '../../agent/recognition/embedder.js';
 import { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
 import { CLEAN_PATTERN, type OcclusionDictionaryHeader } from '../../agent/recognition/occlusion-masks.js';
 import { OCCLUDER_KINDS } from '../../agent/occlusion/occluders.js';
 import { sha256, writeManifest } from '../build/build-models.js';
-import { DEFAULT_LFW } from '../compress/lfw.js';
 import { embedderHead, plainEmbedding } from './embedder-head.js';
-import { type CalibrationVariant, occlusionCalibration } from './calibration.js';
+import { CALIBRATION_OPTIONS, type CalibrationVariant, occlusionCalibration } from './calibration.js';
 import { farCurve, plainProjection } from './fit.js';
 
 const USAGE = 'usage: npm run models:ensemble -- [--model NAME] [--lfw DIR] [--count N] [--seed S] [--uncertain-clean FRACTION] [--max-gain DECADES]';
-
-function distance(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let k = 0; k < a.length; k++) s += ((a[k] as number) - (b[k] as number)) ** 2;
-  return Math.sqrt(s);
-}
 
 export async function buildEnsemble(argv: readonly string[], log: (line: string) => void = (l) => console.log(l)): Promise<void> {
   const { values } = parseArgs({
     args: [...argv],
     options: {
-      model: { type: 'string' },
-      lfw: { type: 'string', default: DEFAULT_LFW },
-      count: { type: 'string', default: '2000' },
-      seed: { type: 'string', default: '7000' },
+      ...CALIBRATION_OPTIONS,
       'uncertain-clean': { type: 'string', default: '0.02' },
       'max-gain': { type: 'string', default: '0.5' },
     },
@@ -98,7 +89,7 @@ export async function buildEnsemble(argv: readonly string[], log: (line: string)
         for (const [i, g] of gallery.entries()) {
           if (i === j) continue;
           let sum = 0;
-          for (const [s, space] of spaces.entries()) sum += dictionary.log10Far(space, distance(g[s] as Float32Array, probe[s] as Float32Array));
+          for (const [s, space] of spaces.entries()) sum += dictionary.log10Far(space, euclideanDistance(g[s] as Float32Array, probe[s] as Float32Array));
           scores.push(sum / spaces.length);
         }
       }

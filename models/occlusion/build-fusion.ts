@@ -12,6 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ModelRegistry } from '../../agent/inference/model-registry.js';
 import { modelsDir } from '../../agent/paths.js';
+import { euclideanDistance } from '../../agent/recognition/embedder.js';
 import { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
 import { CLEAN_PATTERN, type OcclusionDictionary } from '../../agent/recognition/occlusion-masks.js';
 import { FUSION_FORMAT, type FusionCalibrationFile, fusionCommand, fusionPath } from '../../agent/recognition/score-fusion.js';
@@ -49,12 +50,6 @@ async function embedSide(registry: ModelRegistry, name: string, lfw: string, cou
   }
 }
 
-function distance(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let k = 0; k < a.length; k++) s += ((a[k] as number) - (b[k] as number)) ** 2;
-  return Math.sqrt(s);
-}
-
 export async function buildFusion(argv: readonly string[], log: (line: string) => void = (l) => console.log(l)): Promise<void> {
   const { values } = parseArgs({
     args: [...argv],
@@ -88,8 +83,8 @@ export async function buildFusion(argv: readonly string[], log: (line: string) =
   let n = 0;
   for (let i = 0; i < files.length; i++) {
     for (let j = i + 1; j < files.length; j++, n++) {
-      const fa = a.curves.log10Far(CLEAN_PATTERN, distance(ea[i] as Float32Array, ea[j] as Float32Array));
-      const fb = b.curves.log10Far(CLEAN_PATTERN, distance(eb[i] as Float32Array, eb[j] as Float32Array));
+      const fa = a.curves.log10Far(CLEAN_PATTERN, euclideanDistance(ea[i] as Float32Array, ea[j] as Float32Array));
+      const fb = b.curves.log10Far(CLEAN_PATTERN, euclideanDistance(eb[i] as Float32Array, eb[j] as Float32Array));
       fused[n] = (fa + fb) / 2;
       (single[0] as Float64Array)[n] = fa;
       (single[1] as Float64Array)[n] = fb;

@@ -14,9 +14,17 @@ import type { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
 import { orientedFeatures } from '../../agent/recognition/occlusion-masks.js';
 import { decodeImage, type RgbImage } from '../../agent/vision/image.js';
 import { sha256 } from '../build/build-models.js';
-import { CACHE_DIR, calibrationFiles } from '../compress/lfw.js';
+import { CACHE_DIR, calibrationFiles, DEFAULT_LFW } from '../compress/lfw.js';
 
 export type CalibrationVariant = 'clean' | OccluderKind;
+
+/** Command-line options (node:util parseArgs) that pick the embedder and its calibration pass; the defaults hit the same cache. */
+export const CALIBRATION_OPTIONS = {
+  model: { type: 'string' },
+  lfw: { type: 'string', default: DEFAULT_LFW },
+  count: { type: 'string', default: '2000' },
+  seed: { type: 'string', default: '7000' },
+} as const;
 
 /** Fractions of the chip's pixels the occluder changed: upper, lower, left, right half, whole chip. */
 export type Coverage = [number, number, number, number, number];
