@@ -6,7 +6,8 @@
 // no pairs-dev pair), each clean and under every occluder kind:
 //   - the clean-output floor: the classifier's clean output below which a face is not taken for
 //     confidently clean, set so that `--uncertain-clean` of the clean faces fall below it;
-//   - the calibration: every face that takes the ensemble (any variant) against every other
+//   - the calibration: every face that takes the ensemble (predicted clean with a clean output
+//     below the floor; any variant) against every other
 //     person's clean face, scored as the agent scores it — the mean over the plain space and every
 //     pattern's space of the distance's log10 FAR there — and the FAR curve of those scores.
 // Needs ../shared/data/lfw (the calibration pass is cached); the result is committed.
@@ -72,7 +73,7 @@ export async function buildEnsemble(argv: readonly string[], log: (line: string)
     const header = JSON.parse(readFileSync(`${join(modelsDir(), entry.occlusion.path)}.json`, 'utf8')) as OcclusionDictionaryHeader;
     const gate = (x: Float32Array): boolean => {
       const p = dictionary.predictOriented(x);
-      return p.pattern !== CLEAN_PATTERN || p.score < cleanMinScore;
+      return p.pattern === CLEAN_PATTERN && p.score < cleanMinScore;
     };
 
     const gallery = faces.map((face) => embed(mapOf('clean', face)));
