@@ -213,9 +213,16 @@ export function maskedVerification(
 }
 
 /** Per dictionary and face: its oriented map, predicted pattern and masked embeddings, computed once (a face meets many others). */
-const maskedCache = new WeakMap<OcclusionDictionary, WeakMap<FaceEmbeddingResult, { oriented?: Float32Array; pattern: string; ensemble: boolean; spaces: Map<string, Float32Array> }>>();
+interface MaskedEntry {
+  oriented?: Float32Array;
+  pattern: string;
+  /** Matched in every space (the space ensemble). */
+  ensemble: boolean;
+  spaces: Map<string, Float32Array>;
+}
+const maskedCache = new WeakMap<OcclusionDictionary, WeakMap<FaceEmbeddingResult, MaskedEntry>>();
 
-function cached(masks: OcclusionDictionary, face: FaceEmbeddingResult): { oriented?: Float32Array; pattern: string; ensemble: boolean; spaces: Map<string, Float32Array> } {
+function cached(masks: OcclusionDictionary, face: FaceEmbeddingResult): MaskedEntry {
   let perFace = maskedCache.get(masks);
   if (!perFace) maskedCache.set(masks, (perFace = new WeakMap()));
   let entry = perFace.get(face);
@@ -243,8 +250,8 @@ function maskedOf(masks: OcclusionDictionary, face: FaceEmbeddingResult, pattern
 
 /**
  * log10 FAR of the pair as the agent scores it (OcclusionAwareMatcher): the distance in the space
- * the probe's predicted occlusion chooses, or — for a probe not confidently clean, when the
- * dictionary has a space ensemble — the calibrated mean of the log10 FARs in every space.
+ * the probe's predicted occlusion chooses, or — for a probe predicted clean without confidence,
+ * when the dictionary has a space ensemble — the calibrated mean of the log10 FARs in every space.
  */
 export function maskedScore(masks: OcclusionDictionary, gallery: FaceEmbeddingResult, probe: FaceEmbeddingResult): number {
   if (cached(masks, probe).ensemble) {

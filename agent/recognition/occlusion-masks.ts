@@ -59,7 +59,7 @@ export interface OcclusionDictionaryHeader {
    * are those with the same FAR as the plain thresholds.
    */
   far: { log10From: number; log10Step: number; plain: number[] };
-  /** Matching in every space at once for faces not confidently clean (see SpaceEnsembleHeader); absent in older files. */
+  /** Matching in every space at once for faces predicted clean without confidence (see SpaceEnsembleHeader); absent in older files. */
   ensemble?: SpaceEnsembleHeader;
   /** Floats in the blob. */
   floats: number;
@@ -106,6 +106,16 @@ export function log10FarAt(curve: readonly number[], grid: { log10From: number; 
     }
   }
   return 0;
+}
+
+/**
+ * log10 FAR of a score that is itself a mean of log10 FARs (space ensemble, score fusion), on the
+ * curve of such scores: like log10FarAt, but below the curve's first point the score keeps its own
+ * scale, both being log10 FARs.
+ */
+export function scoreLog10FarAt(curve: readonly number[], grid: { log10From: number; log10Step: number }, score: number): number {
+  const first = curve[0] as number;
+  return score <= first ? grid.log10From - (first - score) : log10FarAt(curve, grid, score);
 }
 
 /** The distance at a log10 FAR on a calibrated curve (the inverse of log10FarAt on the grid). */
@@ -272,7 +282,7 @@ export class OcclusionDictionary {
     return log10FarAt(p.far, grid, distance);
   }
 
-  /** Whether faces that are not confidently clean are matched in every space (an ensemble calibration exists). */
+  /** Whether faces predicted clean without confidence are matched in every space (an ensemble calibration exists). */
   get hasEnsemble(): boolean {
     return this.header.ensemble !== undefined;
   }
@@ -290,10 +300,7 @@ export class OcclusionDictionary {
   ensembleLog10Far(meanLog10Far: number, plainLog10Far: number): number {
     const e = this.header.ensemble;
     if (!e) throw new Error(`occlusion masks ${this.source}: no space-ensemble calibration`);
-    // Scores and the grid are both log10 FARs: below the curve a score keeps its own scale.
-    const first = e.far[0] as number;
-    const calibrated = meanLog10Far <= first ? this.header.far.log10From - (first - meanLog10Far) : log10FarAt(e.far, this.header.far, meanLog10Far);
-    return Math.max(calibrated, plainLog10Far - e.maxGain);
+    return Math.max(scoreLog10FarAt(e.far, this.header.far, meanLog10Far), plainLog10Far - e.maxGain);
   }
 
   /** A pattern's thresholds with the same false-accept rates as the plain thresholds `plain`. */

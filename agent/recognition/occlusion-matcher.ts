@@ -88,7 +88,6 @@ export class NameAlignment {
   private readonly cache = new WeakMap<readonly string[], WeakMap<readonly string[], Int32Array>>();
 
   of(from: readonly string[], to: readonly string[]): Int32Array {
-    if (from === to) return identityIndex(from.length);
     let byTarget = this.cache.get(from);
     if (!byTarget) this.cache.set(from, (byTarget = new WeakMap()));
     let index = byTarget.get(to);
@@ -101,8 +100,10 @@ export class NameAlignment {
   }
 }
 
-function identityIndex(n: number): Int32Array {
-  return Int32Array.from({ length: n }, (_, i) => i);
+/** Match and unknown thresholds (plain-space distances) as log10 FARs on the plain space's curve. */
+export function log10ThresholdsOf(curves: OcclusionDictionary, thresholds: MatchThresholds): { match: number; unknown: number } {
+  const far = (d: number): number => curves.log10Far(CLEAN_PATTERN, d);
+  return { match: far(thresholds.match), unknown: Math.max(far(thresholds.match), far(thresholds.unknown)) };
 }
 
 /** What the camera pipelines and the agent need of a matcher: one embedder's, or two fused. */
@@ -131,10 +132,7 @@ export class OcclusionAwareMatcher implements FaceMatcher {
       // The same false-accept rates as the plain thresholds (which the config may override).
       this.byPattern.set(p.name, new Matcher(patternModel(model, p.name), dictionary?.thresholdsIn(p.name, thresholds) ?? thresholds));
     }
-    if (dictionary) {
-      const far = (d: number): number => dictionary.log10Far(CLEAN_PATTERN, d);
-      this.log10Thresholds = { match: far(thresholds.match), unknown: Math.max(far(thresholds.match), far(thresholds.unknown)) };
-    }
+    if (dictionary) this.log10Thresholds = log10ThresholdsOf(dictionary, thresholds);
   }
 
   get identities(): number {
@@ -176,13 +174,18 @@ export class OcclusionAwareMatcher implements FaceMatcher {
     const oriented = dictionary.orient(face.features, face.mirrorFeatures);
     const occlusion = dictionary.predictOriented(oriented);
     const masked = occlusion.pattern === FACE_MASK_PATTERN;
-    if (dictionary.usesEnsemble(occlusion) && [...this.byPattern.values()].some((m) => m.size > 0)) {
+    if (dictionary.usesEnsemble(occlusion) && this.anyPatternEnrolled()) {
       return { space: CLEAN_PATTERN, matcher: this.plain, query: face.embedding, occlusion, masked, ensemble: { oriented } };
     }
     const matcher = occlusion.pattern === CLEAN_PATTERN ? undefined : this.byPattern.get(occlusion.pattern);
     // A pattern whose gallery is empty (identities enrolled before the masks) falls back to the plain path.
     if (!matcher || matcher.size === 0) return { space: CLEAN_PATTERN, matcher: this.plain, query: face.embedding, occlusion, masked };
     return { space: occlusion.pattern, matcher, query: dictionary.maskedEmbeddingOriented(occlusion.pattern, oriented), occlusion, masked };
+  }
+
+  private anyPatternEnrolled(): boolean {
+    for (const m of this.byPattern.values()) if (m.size > 0) return true;
+    return false;
   }
 
   match(face: FaceEmbeddingResult): OcclusionMatch | FarMatch {

@@ -14,8 +14,8 @@ import type { ModelEntry } from '../inference/model-registry.js';
 import type { FaceEmbeddingResult } from './embedder.js';
 import type { Gallery } from './gallery.js';
 import type { MatchThresholds } from './matcher.js';
-import { CLEAN_PATTERN, type OcclusionDictionary } from './occlusion-masks.js';
-import { decideByLog10Far, type FaceMatcher, type FarMatch, NameAlignment, type OcclusionAwareMatcher } from './occlusion-matcher.js';
+import { type OcclusionDictionary, scoreLog10FarAt } from './occlusion-masks.js';
+import { decideByLog10Far, type FaceMatcher, type FarMatch, log10ThresholdsOf, NameAlignment, type OcclusionAwareMatcher } from './occlusion-matcher.js';
 
 export const FUSION_FORMAT = 'facegate-score-fusion/1';
 
@@ -98,18 +98,8 @@ export class ScoreFusion {
 
   /** The log10 FAR a fused score (mean of two log10 FARs) has on calibration impostors. */
   calibratedLog10Far(fused: number): number {
-    const { log10From, log10Step, fused: curve } = this.calibration.far;
-    const first = curve[0] as number;
-    // Below the curve's first point the score keeps its own scale (both are log10 FARs).
-    if (fused <= first) return log10From - (first - fused);
-    for (let k = 1; k < curve.length; k++) {
-      const hi = curve[k] as number;
-      if (fused <= hi) {
-        const lo = curve[k - 1] as number;
-        return log10From + (k - 1 + (hi > lo ? (fused - lo) / (hi - lo) : 1)) * log10Step;
-      }
-    }
-    return 0;
+    const { fused: curve, ...grid } = this.calibration.far;
+    return scoreLog10FarAt(curve, grid, fused);
   }
 }
 
@@ -138,8 +128,7 @@ export class FusedMatcher implements FaceMatcher {
     readonly fusion: ScoreFusion,
     thresholds: MatchThresholds,
   ) {
-    const far = (d: number): number => primary.curves.log10Far(CLEAN_PATTERN, d);
-    this.log10Thresholds = { match: far(thresholds.match), unknown: Math.max(far(thresholds.match), far(thresholds.unknown)) };
+    this.log10Thresholds = log10ThresholdsOf(primary.curves, thresholds);
   }
 
   get identities(): number {
