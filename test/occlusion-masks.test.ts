@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { ModelRegistry } from '../agent/inference/model-registry.js';
 import { ImageOccluder } from '../agent/occlusion/occlude-set.js';
-import type { OccluderKind } from '../agent/occlusion/occluders.js';
+import { OCCLUDER_KINDS, type OccluderKind } from '../agent/occlusion/occluders.js';
 import { enrollFromImages } from '../agent/recognition/enrollment.js';
 import { type AnalyzedFace, FaceAnalyzer } from '../agent/recognition/face-analyzer.js';
 import { Gallery, patternModel } from '../agent/recognition/gallery.js';
@@ -20,6 +20,7 @@ import { CLEAN_PATTERN, mirrorMap, OcclusionDictionary, projectMasked } from '..
 import { OcclusionAwareMatcher } from '../agent/recognition/occlusion-matcher.js';
 import { pickCentralFace } from '../agent/evaluation/run-eval.js';
 import { decodeImage, type RgbImage } from '../agent/vision/image.js';
+import { calibrationArgs, calibrationVariants, MULTI_DRAW_KINDS, variantKind } from '../models/occlusion/calibration.js';
 import { sampleDir, samplePath } from './support/samples.js';
 
 const SAMPLES = [1, 2, 3, 4, 5, 6];
@@ -274,5 +275,23 @@ for (const embedder of ['dlib-resnet', 'mobilefacenet']) describe(`occlusion mas
     } finally {
       gallery.close();
     }
+  });
+});
+
+describe('occlusion calibration variants', () => {
+  it('draws each occluder once by default, and the ones placed anywhere on the face again with --draws', () => {
+    assert.deepEqual(calibrationVariants(1), ['clean', ...OCCLUDER_KINDS]);
+    const three = calibrationVariants(3);
+    assert.equal(three.length, 1 + OCCLUDER_KINDS.length + 2 * MULTI_DRAW_KINDS.length);
+    assert.ok(three.includes('random40#2') && three.includes('hand#1') && !three.includes('mask#1'));
+    assert.equal(variantKind('object#2'), 'object');
+    assert.equal(variantKind('sunglasses'), 'sunglasses');
+  });
+
+  it('rejects a bad --draws or --count, naming the option', () => {
+    const base = { lfw: 'x', count: '2000', seed: '7000', draws: '1' };
+    assert.deepEqual(calibrationArgs(base, 'usage'), { lfw: 'x', count: 2000, seed: 7000, draws: 1 });
+    assert.throws(() => calibrationArgs({ ...base, draws: '0' }, 'usage'), /--draws 0: an integer ≥ 1/);
+    assert.throws(() => calibrationArgs({ ...base, count: 'many' }, 'usage'), /--count many/);
   });
 });

@@ -14,17 +14,14 @@ import { sha256, writeManifest } from '../build/build-models.js';
 import { writeReadmeSection } from '../bench/readme-section.js';
 import { buildEnsemble } from './build-ensemble.js';
 import { embedderHead, plainEmbedding } from './embedder-head.js';
-import { CALIBRATION_OPTIONS, occlusionCalibration } from './calibration.js';
+import { CALIBRATION_OPTIONS, type CalibrationArgs, calibrationArgs, MULTI_DRAW_KINDS, occlusionCalibration } from './calibration.js';
 import { FAR_GRID, farCurve, type FitOptions, fitClassifier, fitPattern, pairwiseDistances, PATTERNS, type PatternFit, plainProjection, samplesByPattern } from './fit.js';
 
 const USAGE =
-  'usage: npm run models:occlusion -- [--model NAME] [--lfw DIR] [--count N] [--seed S] [--drop 0,0.25] [--ridge R] [--lda-dims K] [--fc-share A] [--classifier-ridge L]';
+  'usage: npm run models:occlusion -- [--model NAME] [--lfw DIR] [--count N] [--seed S] [--draws D] [--drop 0,0.25] [--ridge R] [--lda-dims K] [--fc-share A] [--classifier-ridge L]';
 
-interface Args {
+interface Args extends CalibrationArgs {
   model?: string;
-  lfw: string;
-  count: number;
-  seed: number;
   fit: FitOptions;
   /** Ridge of the pattern classifier's least squares (on standardised features). */
   classifierRidge: number;
@@ -50,9 +47,7 @@ function parse(argv: readonly string[]): Args {
   };
   return {
     ...(values.model ? { model: values.model } : {}),
-    lfw: values.lfw as string,
-    count: num('count', values.count as string, (n) => Number.isInteger(n) && n >= 100),
-    seed: num('seed', values.seed as string, Number.isInteger),
+    ...calibrationArgs(values, USAGE),
     fit: {
       dropFractions: (values.drop as string).split(',').map((v) => num('drop', v, (n) => n >= 0 && n < 1)),
       ridge: num('ridge', values.ridge as string, (n) => n > 0),
@@ -72,7 +67,7 @@ export async function buildOcclusionDictionary(argv: readonly string[], log: (li
   try {
     const entry = analyzer.embedder.entry;
     log(`occlusion masks for ${entry.name} (${entry.sha256.slice(0, 12)}…), calibration from ${args.lfw}`);
-    const cal = await occlusionCalibration(analyzer, args.lfw, args.count, args.seed, log);
+    const cal = await occlusionCalibration(analyzer, args, log);
     const { fc, normalised } = embedderHead(registry.pathOf(entry));
     if (fc && fc.channels !== cal.featureShape[0]) throw new Error(`${entry.name}: fc has ${fc.channels} input channels, the feature map ${cal.featureShape[0]}`);
     const fit: FitOptions = { ...args.fit, ...(fc ? { fc } : {}) };
@@ -127,7 +122,7 @@ export async function buildOcclusionDictionary(argv: readonly string[], log: (li
       floats,
       provenance: {
         command,
-        calibration: `${relative(process.cwd(), args.lfw) || args.lfw}: first image of people in no pairs-dev pair, ${cal.files.length} faces, each clean and under every occluder kind (seed ${args.seed}); every 5th face held out for validation`,
+        calibration: `${relative(process.cwd(), args.lfw) || args.lfw}: first image of people in no pairs-dev pair, ${cal.files.length} faces, each clean and under every occluder kind (seed ${args.seed}${args.draws > 1 ? `; ${args.draws} draws of ${MULTI_DRAW_KINDS.join(', ')}` : ''}); every 5th face held out for validation`,
         fit: { ridge: fit.ridge, ldaDims: fit.ldaDims, fcShare: fc ? fit.fcShare : 0, dropFractions: fit.dropFractions },
         validation: Object.fromEntries(
           fits.map((f) => [f.pattern.name, { plain: f.plain, tried: f.validation.map((v) => ({ dropped: v.dropped, ...v.verification })), samples: f.pattern.samples }]),
@@ -182,7 +177,7 @@ export async function buildOcclusionDictionary(argv: readonly string[], log: (li
     await analyzer.close();
   }
   // A new dictionary needs its space ensemble calibrated (from the same, now cached, calibration pass).
-  await buildEnsemble(['--model', args.model ?? registry.defaultFor('embedder').name, '--lfw', args.lfw, '--count', String(args.count), '--seed', String(args.seed)], log);
+  await buildEnsemble(['--model', args.model ?? registry.defaultFor('embedder').name, '--lfw', args.lfw, '--count', String(args.count), '--seed', String(args.seed), '--draws', String(args.draws)], log);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

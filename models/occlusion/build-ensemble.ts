@@ -20,13 +20,12 @@ import { modelsDir } from '../../agent/paths.js';
 import { euclideanDistance } from '../../agent/recognition/embedder.js';
 import { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
 import { CLEAN_PATTERN, type OcclusionDictionaryHeader } from '../../agent/recognition/occlusion-masks.js';
-import { OCCLUDER_KINDS } from '../../agent/occlusion/occluders.js';
 import { sha256, writeManifest } from '../build/build-models.js';
 import { embedderHead, plainEmbedding } from './embedder-head.js';
-import { CALIBRATION_OPTIONS, type CalibrationVariant, occlusionCalibration } from './calibration.js';
+import { CALIBRATION_OPTIONS, type CalibrationVariant, calibrationArgs, MULTI_DRAW_KINDS, occlusionCalibration } from './calibration.js';
 import { farCurve, plainProjection } from './fit.js';
 
-const USAGE = 'usage: npm run models:ensemble -- [--model NAME] [--lfw DIR] [--count N] [--seed S] [--uncertain-clean FRACTION] [--max-gain DECADES]';
+const USAGE = 'usage: npm run models:ensemble -- [--model NAME] [--lfw DIR] [--count N] [--seed S] [--draws D] [--uncertain-clean FRACTION] [--max-gain DECADES]';
 
 export async function buildEnsemble(argv: readonly string[], log: (line: string) => void = (l) => console.log(l)): Promise<void> {
   const { values } = parseArgs({
@@ -38,12 +37,10 @@ export async function buildEnsemble(argv: readonly string[], log: (line: string)
     },
     strict: true,
   });
-  const count = Number(values.count);
-  const seed = Number(values.seed);
+  const calibration = calibrationArgs(values, USAGE);
   const uncertain = Number(values['uncertain-clean']);
   const maxGain = Number(values['max-gain']);
   if (!(maxGain >= 0)) throw new Error(`--max-gain ${String(values['max-gain'])}: a number of decades ≥ 0; ${USAGE}`);
-  if (!Number.isInteger(count) || count < 100 || !Number.isInteger(seed)) throw new Error(`--count/--seed: integers (count ≥ 100); ${USAGE}`);
   if (!(uncertain >= 0 && uncertain < 0.5)) throw new Error(`--uncertain-clean ${String(values['uncertain-clean'])}: a fraction in [0, 0.5); ${USAGE}`);
   const registry = ModelRegistry.load();
   const analyzer = await FaceAnalyzer.create({ registry, ...(values.model ? { embedder: values.model } : {}) });
@@ -52,7 +49,7 @@ export async function buildEnsemble(argv: readonly string[], log: (line: string)
     const dictionary = analyzer.occlusion;
     if (!dictionary || !entry.occlusion) throw new Error(`${entry.name} has no occlusion dictionary (npm run models:occlusion -- --model ${entry.name})`);
     const started = Date.now();
-    const cal = await occlusionCalibration(analyzer, values.lfw as string, count, seed, log);
+    const cal = await occlusionCalibration(analyzer, calibration, log);
     const { fc, normalised } = embedderHead(registry.pathOf(entry));
     if (!fc) throw new Error(`${entry.name}: no head/fc/weight initializer`);
     const { projection } = plainProjection(cal.featureShape, fc);
@@ -79,7 +76,7 @@ export async function buildEnsemble(argv: readonly string[], log: (line: string)
     const gallery = faces.map((face) => embed(mapOf('clean', face)));
     const scores: number[] = [];
     const taken: Record<string, { faces: number; ensemble: number }> = {};
-    for (const variant of ['clean', ...OCCLUDER_KINDS] as CalibrationVariant[]) {
+    for (const variant of cal.features.keys()) {
       const share = (taken[variant] = { faces: 0, ensemble: 0 });
       for (const [j, face] of faces.entries()) {
         const x = mapOf(variant, face);
@@ -104,7 +101,7 @@ export async function buildEnsemble(argv: readonly string[], log: (line: string)
       maxGain,
       provenance: {
         command,
-        calibration: `${relative(process.cwd(), values.lfw as string) || values.lfw}: the ${faces.length} occlusion calibration faces held out of the dictionary's fit (every 5th; people in no pairs-dev pair), each clean and under every occluder kind (seed ${seed})`,
+        calibration: `${relative(process.cwd(), values.lfw as string) || values.lfw}: the ${faces.length} occlusion calibration faces held out of the dictionary's fit (every 5th; people in no pairs-dev pair), each clean and under every occluder kind (seed ${calibration.seed}${calibration.draws > 1 ? `; ${calibration.draws} draws of ${MULTI_DRAW_KINDS.join(', ')}` : ''})`,
         cleanMinScore: `the classifier's clean output below which ${uncertain * 100}% of the held-out clean faces fall`,
         maxGain: `the ensemble lowers a comparison's log10 FAR by at most ${maxGain} below the plain space's`,
         scores: `each face taking the ensemble against every other held-out face clean (${scores.length} impostor pairs): the mean over ${spaces.join(', ')} of the distance's log10 FAR in that space`,

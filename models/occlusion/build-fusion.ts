@@ -16,12 +16,11 @@ import { euclideanDistance } from '../../agent/recognition/embedder.js';
 import { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
 import { CLEAN_PATTERN, type OcclusionDictionary } from '../../agent/recognition/occlusion-masks.js';
 import { FUSION_FORMAT, type FusionCalibrationFile, fusionCommand, fusionPath } from '../../agent/recognition/score-fusion.js';
-import { DEFAULT_LFW } from '../compress/lfw.js';
 import { embedderHead, plainEmbedding } from './embedder-head.js';
-import { occlusionCalibration } from './calibration.js';
+import { CALIBRATION_OPTIONS, type CalibrationArgs, calibrationArgs, occlusionCalibration } from './calibration.js';
 import { FAR_GRID, farCurve, plainProjection } from './fit.js';
 
-const USAGE = 'usage: npm run models:fusion -- [--embedders A,B] [--lfw DIR] [--count N] [--seed S]';
+const USAGE = 'usage: npm run models:fusion -- [--embedders A,B] [--lfw DIR] [--count N] [--seed S] [--draws D]';
 
 interface Side {
   name: string;
@@ -31,13 +30,13 @@ interface Side {
   curves: OcclusionDictionary;
 }
 
-async function embedSide(registry: ModelRegistry, name: string, lfw: string, count: number, seed: number, log: (line: string) => void): Promise<Side> {
+async function embedSide(registry: ModelRegistry, name: string, calibration: CalibrationArgs, log: (line: string) => void): Promise<Side> {
   const analyzer = await FaceAnalyzer.create({ registry, embedder: name });
   try {
     const entry = analyzer.embedder.entry;
     const curves = analyzer.occlusion;
     if (!curves) throw new Error(`${name} has no occlusion dictionary (npm run models:occlusion -- --model ${name})`);
-    const cal = await occlusionCalibration(analyzer, lfw, count, seed, log);
+    const cal = await occlusionCalibration(analyzer, calibration, log);
     const { fc, normalised } = embedderHead(registry.pathOf(entry));
     if (!fc) throw new Error(`${name}: no head/fc/weight initializer`);
     const { projection } = plainProjection(cal.featureShape, fc);
@@ -55,25 +54,22 @@ export async function buildFusion(argv: readonly string[], log: (line: string) =
     args: [...argv],
     options: {
       embedders: { type: 'string', default: 'dlib-resnet,mobilefacenet' },
-      lfw: { type: 'string', default: DEFAULT_LFW },
-      // The occlusion dictionaries' defaults, so their cached calibration faces are reused.
-      count: { type: 'string', default: '2000' },
-      seed: { type: 'string', default: '7000' },
+      // The occlusion dictionaries' calibration options, so their cached calibration faces are reused.
+      lfw: CALIBRATION_OPTIONS.lfw,
+      count: CALIBRATION_OPTIONS.count,
+      seed: CALIBRATION_OPTIONS.seed,
+      draws: CALIBRATION_OPTIONS.draws,
     },
     strict: true,
   });
   const names = (values.embedders as string).split(',');
   if (names.length !== 2 || names[0] === names[1] || names.some((n) => !n)) throw new Error(`--embedders: name two different embedders; ${USAGE}`);
   const [primaryName, companionName] = names as [string, string];
-  const count = Number(values.count);
-  const seed = Number(values.seed);
-  if (!Number.isInteger(count) || count < 100) throw new Error(`--count ${values.count}: not valid; ${USAGE}`);
-  if (!Number.isInteger(seed)) throw new Error(`--seed ${values.seed}: not valid; ${USAGE}`);
-  const lfw = values.lfw as string;
+  const calibration = calibrationArgs(values, USAGE);
   const registry = ModelRegistry.load();
   const started = Date.now();
-  const a = await embedSide(registry, primaryName, lfw, count, seed, log);
-  const b = await embedSide(registry, companionName, lfw, count, seed, log);
+  const a = await embedSide(registry, primaryName, calibration, log);
+  const b = await embedSide(registry, companionName, calibration, log);
   const files = [...a.embeddings.keys()].filter((f) => b.embeddings.has(f));
   log(`${files.length} calibration faces embedded by both; scoring ${((files.length * (files.length - 1)) / 2).toLocaleString('en')} impostor pairs`);
   const ea = files.map((f) => a.embeddings.get(f) as Float32Array);
@@ -107,7 +103,7 @@ export async function buildFusion(argv: readonly string[], log: (line: string) =
     far: { ...FAR_GRID, fused: curve },
     provenance: {
       command: `${fusionCommand(a.name, b.name)}${argv.some((x) => !x.startsWith('--embedders')) ? ` (${argv.join(' ')})` : ''}`,
-      calibration: `${relative(process.cwd(), lfw) || lfw}: first image of people in no pairs-dev pair, ${files.length} faces, clean, every pair of them (${fused.length} impostor pairs)`,
+      calibration: `${relative(process.cwd(), calibration.lfw) || calibration.lfw}: first image of people in no pairs-dev pair, ${files.length} faces, clean, every pair of them (${fused.length} impostor pairs)`,
       scores: 'each embedder: log10 FAR of the plain-space distance on its occlusion dictionary\'s curve; fused: their mean',
       checks,
       seconds: Math.round((Date.now() - started) / 1000),

@@ -3,8 +3,9 @@
 // with the clean photo's landmarks so the only difference between the two chips is the occluder.
 // For every chip: the embedder's feature map in the chip's orientation (the chip's own map averaged
 // with the mirror image's map mirrored back, as the agent computes it) and how much of each half of
-// the chip the occluder changed. Cached under CACHE_DIR: the first run detects and renders
-// ~10,000 faces (about 15 minutes on 2 cores).
+// the chip the occluder changed. With --draws D, the occluders placed anywhere on the face
+// (MULTI_DRAW_KINDS) are drawn D times per photo. Cached under CACHE_DIR: the first run detects and
+// renders ~10,000 faces (about 8 minutes on 2 cores; 14 with --draws 3).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pickCentralFace } from '../../agent/evaluation/run-eval.js';
@@ -16,7 +17,26 @@ import { decodeImage, type RgbImage } from '../../agent/vision/image.js';
 import { sha256 } from '../build/build-models.js';
 import { CACHE_DIR, calibrationFiles, DEFAULT_LFW } from '../compress/lfw.js';
 
-export type CalibrationVariant = 'clean' | OccluderKind;
+/** A calibration chip: the clean photo, or one occluder draw (`kind` for the first, `kind#d` for draw d ≥ 1). */
+export type CalibrationVariant = 'clean' | OccluderKind | `${OccluderKind}#${number}`;
+
+/**
+ * Occluder kinds placed anywhere on the face (a rectangle, a hand, an object), which get extra
+ * draws with --draws: one draw per face leaves few samples for the side and upper-face patterns.
+ * Masks, scarves and sunglasses sit where the landmarks put them; more draws vary only their look.
+ */
+export const MULTI_DRAW_KINDS: readonly OccluderKind[] = ['random40', 'hand', 'object'];
+
+/** The occluder kind a variant was drawn from. */
+export function variantKind(variant: Exclude<CalibrationVariant, 'clean'>): OccluderKind {
+  return variant.split('#')[0] as OccluderKind;
+}
+
+/** Every variant of a calibration pass with `draws` draws of the MULTI_DRAW_KINDS. */
+export function calibrationVariants(draws: number): CalibrationVariant[] {
+  const extra = Array.from({ length: draws - 1 }, (_, d) => MULTI_DRAW_KINDS.map((k): CalibrationVariant => `${k}#${d + 1}`)).flat();
+  return ['clean', ...OCCLUDER_KINDS, ...extra];
+}
 
 /** Command-line options (node:util parseArgs) that pick the embedder and its calibration pass; the defaults hit the same cache. */
 export const CALIBRATION_OPTIONS = {
@@ -24,7 +44,25 @@ export const CALIBRATION_OPTIONS = {
   lfw: { type: 'string', default: DEFAULT_LFW },
   count: { type: 'string', default: '2000' },
   seed: { type: 'string', default: '7000' },
+  draws: { type: 'string', default: '1' },
 } as const;
+
+export interface CalibrationArgs {
+  lfw: string;
+  count: number;
+  seed: number;
+  draws: number;
+}
+
+/** CALIBRATION_OPTIONS' values, checked (`usage` ends each error). */
+export function calibrationArgs(values: { lfw?: string | boolean; count?: string | boolean; seed?: string | boolean; draws?: string | boolean }, usage: string): CalibrationArgs {
+  const int = (name: string, v: unknown, min: number): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} ${String(v)}: an integer ≥ ${min}; ${usage}`);
+    return n;
+  };
+  return { lfw: String(values.lfw), count: int('count', values.count, 100), seed: int('seed', values.seed, -(2 ** 31)), draws: int('draws', values.draws, 1) };
+}
 
 /** Fractions of the chip's pixels the occluder changed: upper, lower, left, right half, whole chip. */
 export type Coverage = [number, number, number, number, number];
@@ -35,8 +73,8 @@ export interface OcclusionCalibration {
   featureShape: [number, number, number];
   /** Per variant: [faces × C·H·W] oriented feature maps. */
   features: Map<CalibrationVariant, Float32Array>;
-  /** Per occluder kind: [faces × 5] coverage (see Coverage). */
-  coverage: Map<OccluderKind, Float32Array>;
+  /** Per occluded variant: [faces × 5] coverage (see Coverage). */
+  coverage: Map<Exclude<CalibrationVariant, 'clean'>, Float32Array>;
 }
 
 /** A pixel counts as changed when a channel moved by more than this. */
@@ -72,9 +110,11 @@ interface CacheMeta {
   variants: CalibrationVariant[];
 }
 
-export async function occlusionCalibration(analyzer: FaceAnalyzer, lfwDir: string, count: number, seed: number, log: (line: string) => void): Promise<OcclusionCalibration> {
+export async function occlusionCalibration(analyzer: FaceAnalyzer, args: CalibrationArgs, log: (line: string) => void): Promise<OcclusionCalibration> {
+  const { lfw: lfwDir, count, seed, draws } = args;
   const candidates = calibrationFiles(lfwDir, count);
-  const variants: CalibrationVariant[] = ['clean', ...OCCLUDER_KINDS];
+  const variants = calibrationVariants(draws);
+  const occludedVariants = variants.filter((v): v is Exclude<CalibrationVariant, 'clean'> => v !== 'clean');
   // The detector's options place the landmarks, and so every chip.
   const key = sha256(new TextEncoder().encode(JSON.stringify([analyzer.embedder.entry.sha256, analyzer.template.name, analyzer.detector.options, candidates, seed, variants, 'v1']))).slice(0, 16);
   const cacheDir = join(CACHE_DIR, `occlusion-${analyzer.embedder.entry.name}-${key}`);
@@ -90,13 +130,13 @@ export async function occlusionCalibration(analyzer: FaceAnalyzer, lfwDir: strin
       files: meta.files,
       featureShape: meta.featureShape,
       features: new Map(meta.variants.map((v) => [v, read(`features-${v}.f32`)])),
-      coverage: new Map(OCCLUDER_KINDS.map((k) => [k, read(`coverage-${k}.f32`)])),
+      coverage: new Map(occludedVariants.map((v) => [v, read(`coverage-${v}.f32`)])),
     };
   }
   const occluder = new ImageOccluder(analyzer.detector, join(lfwDir, 'images'), candidates);
   const files: string[] = [];
   const rows = new Map<CalibrationVariant, Float32Array[]>(variants.map((v) => [v, []]));
-  const coverage = new Map<OccluderKind, number[]>(OCCLUDER_KINDS.map((k) => [k, []]));
+  const coverage = new Map(occludedVariants.map((v) => [v, [] as number[]]));
   let shape: [number, number, number] | undefined;
   const started = Date.now();
   for (const [i, file] of candidates.entries()) {
@@ -104,10 +144,13 @@ export async function occlusionCalibration(analyzer: FaceAnalyzer, lfwDir: strin
     const face = pickCentralFace(await analyzer.detect(image), image.width, image.height);
     if (!face) continue;
     const chips: RgbImage[] = [analyzer.chips(image, [face]).chips[0] as RgbImage];
-    for (const [k, kind] of OCCLUDER_KINDS.entries()) {
-      const { image: occluded } = await occluder.occlude(file, image, kind, seed + k, face);
+    for (const variant of occludedVariants) {
+      // Draw d of kind k is seeded seed + k + 1000·d (draw 0: seed + k, as before there were draws).
+      const kind = variantKind(variant);
+      const draw = Number(variant.split('#')[1] ?? 0);
+      const { image: occluded } = await occluder.occlude(file, image, kind, seed + OCCLUDER_KINDS.indexOf(kind) + 1000 * draw, face);
       const chip = analyzer.chips(occluded, [face]).chips[0] as RgbImage;
-      coverage.get(kind)?.push(...chipCoverage(chips[0] as RgbImage, chip));
+      coverage.get(variant)?.push(...chipCoverage(chips[0] as RgbImage, chip));
       chips.push(chip);
     }
     const results = await analyzer.embedder.embedFaces(chips);
@@ -130,11 +173,11 @@ export async function occlusionCalibration(analyzer: FaceAnalyzer, lfwDir: strin
     files,
     featureShape: shape,
     features: new Map(variants.map((v) => [v, stack(rows.get(v) ?? [])])),
-    coverage: new Map(OCCLUDER_KINDS.map((k) => [k, Float32Array.from(coverage.get(k) ?? [])])),
+    coverage: new Map(occludedVariants.map((v) => [v, Float32Array.from(coverage.get(v) ?? [])])),
   };
   mkdirSync(cacheDir, { recursive: true });
   for (const [v, f] of result.features) writeFileSync(join(cacheDir, `features-${v}.f32`), f);
-  for (const [k, c] of result.coverage) writeFileSync(join(cacheDir, `coverage-${k}.f32`), c);
+  for (const [v, c] of result.coverage) writeFileSync(join(cacheDir, `coverage-${v}.f32`), c);
   writeFileSync(metaFile, JSON.stringify({ files, featureShape: shape, variants } satisfies CacheMeta));
   log(`calibration: ${files.length} faces × ${variants.length} variants in ${((Date.now() - started) / 1000).toFixed(0)} s (cached in ${cacheDir})`);
   return result;

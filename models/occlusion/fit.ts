@@ -11,7 +11,7 @@
 import { CholeskyDecomposition, EigenvalueDecomposition, Matrix } from 'ml-matrix';
 import type { OccluderKind } from '../../agent/occlusion/occluders.js';
 import { CLEAN_PATTERN, classifierOutputs, projectMasked, type ProjectionBlock } from '../../agent/recognition/occlusion-masks.js';
-import type { OcclusionCalibration } from './calibration.js';
+import { type CalibrationVariant, type OcclusionCalibration, variantKind } from './calibration.js';
 
 export interface PatternSpec {
   name: string;
@@ -44,15 +44,18 @@ export function patternOf(kind: OccluderKind, coverage: ArrayLike<number>): stri
 export interface Sample {
   face: number;
   kind: OccluderKind;
+  /** The calibration chip: the kind's first draw or a later one. */
+  variant: Exclude<CalibrationVariant, 'clean'>;
 }
 
 /** Calibration occlusions per pattern. */
 export function samplesByPattern(cal: OcclusionCalibration): Map<string, Sample[]> {
   const out = new Map<string, Sample[]>(PATTERNS.map((p) => [p.name, []]));
-  for (const [kind, coverage] of cal.coverage) {
+  for (const [variant, coverage] of cal.coverage) {
+    const kind = variantKind(variant);
     for (let face = 0; face < cal.files.length; face++) {
       const pattern = patternOf(kind, coverage.subarray(face * 5, face * 5 + 5));
-      if (pattern) out.get(pattern)?.push({ face, kind });
+      if (pattern) out.get(pattern)?.push({ face, kind, variant });
     }
   }
   return out;
@@ -289,7 +292,7 @@ export function fitPattern(
   const train = samples.filter((s) => !isValidation(s.face));
   const val = samples.filter((s) => isValidation(s.face));
   if (train.length < 50 || val.length < 20) throw new Error(`pattern ${spec.name}: ${train.length} training and ${val.length} validation occlusions; need ≥ 50 and ≥ 20`);
-  const occ = (s: Sample): Float32Array => row(cal.features.get(s.kind) as Float32Array, s.face, f);
+  const occ = (s: Sample): Float32Array => row(cal.features.get(s.variant) as Float32Array, s.face, f);
   const scores = corruptionScores(clean, train.map((s) => ({ clean: row(clean, s.face, f), occluded: occ(s) })), f);
   // Validation probes: one occlusion per face (the first), against every validation face clean.
   const valByFace = new Map<number, Sample>();
@@ -369,7 +372,7 @@ export function fitClassifier(cal: OcclusionCalibration, byPattern: ReadonlyMap<
   for (let face = 0; face < cal.files.length; face++) items.push({ x: row(clean, face, f), label: 0, variant: CLEAN_PATTERN, face });
   for (const [pattern, samples] of byPattern) {
     const label = classes.indexOf(pattern);
-    for (const s of samples) items.push({ x: row(cal.features.get(s.kind) as Float32Array, s.face, f), label, variant: s.kind, face: s.face });
+    for (const s of samples) items.push({ x: row(cal.features.get(s.variant) as Float32Array, s.face, f), label, variant: s.kind, face: s.face });
   }
   const train = items.filter((it) => !isValidation(it.face));
   const val = items.filter((it) => isValidation(it.face));
