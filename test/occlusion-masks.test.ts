@@ -20,7 +20,7 @@ import { CLEAN_PATTERN, mirrorMap, OcclusionDictionary, projectMasked } from '..
 import { OcclusionAwareMatcher } from '../agent/recognition/occlusion-matcher.js';
 import { pickCentralFace } from '../agent/evaluation/run-eval.js';
 import { decodeImage, type RgbImage } from '../agent/vision/image.js';
-import { calibrationArgs, calibrationVariants, MULTI_DRAW_KINDS, variantKind } from '../models/occlusion/calibration.js';
+import { calibrationArgs, calibrationVariants, MULTI_DRAW_KINDS, variantDraw, variantKind } from '../models/occlusion/calibration.js';
 import { sampleDir, samplePath } from './support/samples.js';
 
 const SAMPLES = [1, 2, 3, 4, 5, 6];
@@ -286,6 +286,8 @@ describe('occlusion calibration variants', () => {
     assert.ok(three.includes('random40#2') && three.includes('hand#1') && !three.includes('mask#1'));
     assert.equal(variantKind('object#2'), 'object');
     assert.equal(variantKind('sunglasses'), 'sunglasses');
+    assert.deepEqual(variantDraw('random40#2'), { kind: 'random40', draw: 2 });
+    assert.deepEqual(variantDraw('hand'), { kind: 'hand', draw: 0 });
   });
 
   it('rejects a bad --draws or --count, naming the option', () => {

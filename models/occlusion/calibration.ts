@@ -27,10 +27,13 @@ export type CalibrationVariant = 'clean' | OccluderKind | `${OccluderKind}#${num
  */
 export const MULTI_DRAW_KINDS: readonly OccluderKind[] = ['random40', 'hand', 'object'];
 
-/** The occluder kind a variant was drawn from. */
-export function variantKind(variant: Exclude<CalibrationVariant, 'clean'>): OccluderKind {
-  return variant.split('#')[0] as OccluderKind;
+/** The occluder kind a variant was drawn from, and which draw it is (0 for the first). */
+export function variantDraw(variant: Exclude<CalibrationVariant, 'clean'>): { kind: OccluderKind; draw: number } {
+  const [kind, draw] = variant.split('#');
+  return { kind: kind as OccluderKind, draw: Number(draw ?? 0) };
 }
+
+export const variantKind = (variant: Exclude<CalibrationVariant, 'clean'>): OccluderKind => variantDraw(variant).kind;
 
 /** Every variant of a calibration pass with `draws` draws of the MULTI_DRAW_KINDS. */
 export function calibrationVariants(draws: number): CalibrationVariant[] {
@@ -146,8 +149,7 @@ export async function occlusionCalibration(analyzer: FaceAnalyzer, args: Calibra
     const chips: RgbImage[] = [analyzer.chips(image, [face]).chips[0] as RgbImage];
     for (const variant of occludedVariants) {
       // Draw d of kind k is seeded seed + k + 1000·d (draw 0: seed + k, as before there were draws).
-      const kind = variantKind(variant);
-      const draw = Number(variant.split('#')[1] ?? 0);
+      const { kind, draw } = variantDraw(variant);
       const { image: occluded } = await occluder.occlude(file, image, kind, seed + OCCLUDER_KINDS.indexOf(kind) + 1000 * draw, face);
       const chip = analyzer.chips(occluded, [face]).chips[0] as RgbImage;
       coverage.get(variant)?.push(...chipCoverage(chips[0] as RgbImage, chip));
