@@ -79,14 +79,14 @@ for (const embedder of ['dlib-resnet', 'mobilefacenet']) describe(`occlusion mas
     assert.throws(() => OcclusionDictionary.load(join(dir, 'm'), entry), /has \d+ bytes, header says \d+ floats/);
   });
 
-  it('space ensemble: faces predicted clean without confidence are scored in every space, within its rail of the plain score', async () => {
+  it('space ensemble: faces predicted clean without confidence are scored in every space, within its rail of the plain score; occluded ones in their pattern and the plain space', async () => {
     const ensemble = masks.header.ensemble;
     assert.ok(ensemble && masks.hasEnsemble, 'the dictionary has a space-ensemble calibration (npm run models:ensemble)');
     assert.ok(ensemble.cleanMinScore > 0 && ensemble.cleanMinScore < 1, `clean-output floor ${ensemble.cleanMinScore}`);
     const floor = ensemble.cleanMinScore;
     assert.equal(masks.usesEnsemble({ pattern: CLEAN_PATTERN, regions: [], score: floor + 0.01 }), false, 'confidently clean: plain space');
     assert.equal(masks.usesEnsemble({ pattern: CLEAN_PATTERN, regions: [], score: floor - 0.01 }), true, 'unsure: every space');
-    assert.equal(masks.usesEnsemble({ pattern: 'lower-face', regions: ['mouth'], score: 0.9 }), false, 'predicted occluded: its pattern space');
+    assert.equal(masks.usesEnsemble({ pattern: 'lower-face', regions: ['mouth'], score: 0.9 }), false, 'predicted occluded: its pattern space (paired with the plain space)');
     // The calibration maps a mean of log10 FARs to a log10 FAR, rising with it; the rail keeps it
     // within maxGain of the plain space's.
     const scores = [-4, -3, -2, -1.5, -1, -0.5].map((mean) => masks.ensembleLog10Far(mean, 0));
@@ -104,6 +104,24 @@ for (const embedder of ['dlib-resnet', 'mobilefacenet']) describe(`occlusion mas
     assert.throws(() => OcclusionDictionary.load(join(dir, 'm'), registry.get(embedder)), /ensemble\.far is not a rising curve/);
     writeFileSync(join(dir, 'm.json'), JSON.stringify({ ...header, ensemble: { ...ensemble, maxGain: -1 } }));
     assert.throws(() => OcclusionDictionary.load(join(dir, 'm'), registry.get(embedder)), /ensemble\.maxGain must be a number ≥ 0/);
+    // Faces predicted occluded pair their pattern's space with the plain space: the weighted mean of
+    // the two log10 FARs on the pattern's own curve, rising with each.
+    const pairing = ensemble.withPlain ?? assert.fail('the ensemble pairs patterns with the plain space (npm run models:ensemble)');
+    assert.ok(masks.pairsWithPlain('lower-face') && masks.pairsWithPlain('eyes'), `paired patterns: ${Object.keys(pairing.far).join(', ')}`);
+    assert.equal(masks.pairsWithPlain(CLEAN_PATTERN), false);
+    for (const [plainFar, patternFar] of [[-1, -2], [-2, -2], [-1, -3], [-3, -1]] as const) {
+      const v = masks.pairedLog10Far('lower-face', patternFar, plainFar);
+      assert.ok(v <= masks.pairedLog10Far('lower-face', patternFar + 0.5, plainFar) && v <= masks.pairedLog10Far('lower-face', patternFar, plainFar + 0.5), `rising in both (${patternFar}, ${plainFar})`);
+      assert.ok(Number.isFinite(v) && v <= 0);
+    }
+    assert.throws(() => masks.pairedLog10Far(CLEAN_PATTERN, -2, -2), /pattern "clean" has no calibration with the plain space/);
+    const withPairing = (withPlain: unknown): void => {
+      writeFileSync(join(dir, 'm.json'), JSON.stringify({ ...header, ensemble: { ...ensemble, withPlain } }));
+      OcclusionDictionary.load(join(dir, 'm'), registry.get(embedder));
+    };
+    assert.throws(() => withPairing({ ...pairing, weight: 1 }), /ensemble\.withPlain\.weight must lie in \(0, 1\)/);
+    assert.throws(() => withPairing({ ...pairing, far: { ...pairing.far, beard: pairing.far['lower-face'] } }), /ensemble\.withPlain\.far names no pattern "beard"/);
+    assert.throws(() => withPairing({ ...pairing, far: { ...pairing.far, eyes: [...(pairing.far.eyes ?? [])].reverse() } }), /ensemble\.withPlain\.far\["eyes"\] is not a rising curve/);
     // A masked face keeps the lower-face space; a clean one of the same person the plain space.
     const { clean, occluded: image } = await occluded(1, 'mask');
     const maskedFace = pickCentralFace(await faces(image), image.width, image.height) as AnalyzedFace | undefined;
@@ -228,6 +246,19 @@ for (const embedder of ['dlib-resnet', 'mobilefacenet']) describe(`occlusion mas
         assert.equal(elsewhere.masked, false);
         if (m.occlusion?.pattern !== 'lower-face') continue;
         assert.equal(m.masked, true);
+        // Scored in the lower-face space paired with the plain space: each identity's log10 FAR is
+        // the calibrated mean of its two, and the decision rests on the best of them.
+        const placed = matcher.place(probe);
+        assert.ok(placed.withPlain, 'a masked face pairs its pattern space with the plain space');
+        const scores = matcher.scoreIdentities(probe, masks, placed);
+        const inPattern = placed.matcher.nearestPerIdentity(placed.query);
+        const inPlain = matcher.plain.nearestPerIdentity(probe.embedding);
+        scores.names.forEach((name, i) => {
+          const far = masks.log10Far('lower-face', inPattern.distances[inPattern.names.indexOf(name)] as number);
+          const plainFar = masks.log10Far(CLEAN_PATTERN, inPlain.distances[inPlain.names.indexOf(name)] as number);
+          assert.equal(scores.log10Far[i], masks.pairedLog10Far('lower-face', far, plainFar), `${name}: paired score`);
+        });
+        assert.ok('log10Far' in m && m.log10Far === Math.min(...scores.log10Far), 'the decision rests on the best paired score');
         if (m.identity === p.name) right++;
         else if (m.identity !== null) wrong.push(`${p.name} as ${m.identity}`);
       }

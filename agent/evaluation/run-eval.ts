@@ -250,7 +250,8 @@ function maskedOf(masks: OcclusionDictionary, face: FaceEmbeddingResult, pattern
 
 /**
  * log10 FAR of the pair as the agent scores it (OcclusionAwareMatcher): the distance in the space
- * the probe's predicted occlusion chooses, or — for a probe predicted clean without confidence,
+ * the probe's predicted occlusion chooses (with the plain space's where its pattern pairs with it),
+ * or — for a probe predicted clean without confidence,
  * when the dictionary has a space ensemble — the calibrated mean of the log10 FARs in every space.
  */
 export function maskedScore(masks: OcclusionDictionary, gallery: FaceEmbeddingResult, probe: FaceEmbeddingResult): number {
@@ -270,8 +271,10 @@ export function maskedScore(masks: OcclusionDictionary, gallery: FaceEmbeddingRe
   const pattern = predictedPattern(masks, probe);
   const g = pattern === CLEAN_PATTERN ? undefined : maskedOf(masks, gallery, pattern);
   const q = pattern === CLEAN_PATTERN ? undefined : maskedOf(masks, probe, pattern);
-  if (!g || !q) return masks.log10Far(CLEAN_PATTERN, euclideanDistance(gallery.embedding, probe.embedding));
-  return masks.log10Far(pattern, euclideanDistance(g, q));
+  const plain = (): number => masks.log10Far(CLEAN_PATTERN, euclideanDistance(gallery.embedding, probe.embedding));
+  if (!g || !q) return plain();
+  const far = masks.log10Far(pattern, euclideanDistance(g, q));
+  return masks.pairsWithPlain(pattern) ? masks.pairedLog10Far(pattern, far, plain()) : far;
 }
 
 /** How many faces predict each pattern, and (`all spaces`) how many are matched by the space ensemble. */

@@ -74,9 +74,10 @@ export interface OcclusionDictionaryHeader {
  * confident (its clean output at least `cleanMinScore`); a face it is unsure of is compared in every
  * space (plain and each pattern's), and its score against an identity is the mean of the log10
  * FARs of those comparisons, mapped to the FAR that mean really has on calibration impostors. A face
- * predicted occluded keeps its pattern's space: averaging in the spaces its occluder corrupts would
- * cost it at the agent's low false-accept threshold (measured: Mask-LFW at the agent's threshold
- * fell 4 to 6 points when every occluded face took the ensemble).
+ * predicted occluded is not averaged over every space — the spaces its occluder corrupts would cost
+ * it at the agent's low false-accept threshold (measured: Mask-LFW at the agent's threshold fell 4 to
+ * 6 points when every occluded face took the ensemble) — but over its pattern's and the plain
+ * space (`withPlain`).
  */
 export interface SpaceEnsembleHeader {
   /** A face takes the plain path only when the classifier's clean output is at least this. */
@@ -89,8 +90,23 @@ export interface SpaceEnsembleHeader {
    * classifier is unsure of for want of resemblance, not for an occlusion.
    */
   maxGain: number;
+  /**
+   * A face predicted occluded is scored in its pattern's space *and* the plain space: the weighted
+   * mean of its two log10 FARs, mapped through that mean's own impostor curve for the pattern. The
+   * pattern's mask and projection discard what the occluder corrupts; the plain embedding keeps
+   * what they discard with it, and hedges a wrong prediction. Patterns without a curve (too few
+   * calibration faces predicted them) keep their own space alone. Absent in older files.
+   */
+  withPlain?: PlainPairing;
   /** How it was calibrated. */
   provenance: Record<string, unknown>;
+}
+
+export interface PlainPairing {
+  /** Weight of the plain space's log10 FAR in the mean (the pattern's has 1 − weight). */
+  weight: number;
+  /** Per pattern: weighted-mean log10 FARs of impostor pairs at the FAR grid's points. */
+  far: Record<string, number[]>;
 }
 
 /** log10 FAR of a distance on a calibrated curve (linear between grid points; below the grid it keeps falling, so order is kept). */
@@ -191,10 +207,18 @@ export class OcclusionDictionary {
       if (name !== CLEAN_PATTERN && !patterns.has(name)) throw new Error(`${source}: classifier class "${name}" has no pattern`);
     }
     this.patterns = patterns;
-    const ensemble = header.ensemble?.far;
+    const rising = (curve: readonly number[] | undefined, what: string): void => {
+      if (curve && (curve.length < 2 || curve.some((v, k) => !Number.isFinite(v) || (k > 0 && v < (curve[k - 1] as number))))) throw new Error(`${source}: ${what} is not a rising curve`);
+    };
     if (header.ensemble && !(header.ensemble.maxGain >= 0)) throw new Error(`${source}: ensemble.maxGain must be a number ≥ 0`);
-    if (ensemble && (ensemble.length < 2 || ensemble.some((v, k) => !Number.isFinite(v) || (k > 0 && v < (ensemble[k - 1] as number))))) {
-      throw new Error(`${source}: ensemble.far is not a rising curve`);
+    rising(header.ensemble?.far, 'ensemble.far');
+    const pairing = header.ensemble?.withPlain;
+    if (pairing) {
+      if (!(pairing.weight > 0 && pairing.weight < 1)) throw new Error(`${source}: ensemble.withPlain.weight must lie in (0, 1)`);
+      for (const [name, curve] of Object.entries(pairing.far)) {
+        if (!patterns.has(name)) throw new Error(`${source}: ensemble.withPlain.far names no pattern "${name}"`);
+        rising(curve, `ensemble.withPlain.far["${name}"]`);
+      }
     }
     const { offsets, classes } = header.classifier;
     slice(offsets.weights, (f + 1) * classes.length, 'classifier weights');
@@ -301,6 +325,22 @@ export class OcclusionDictionary {
     const e = this.header.ensemble;
     if (!e) throw new Error(`occlusion masks ${this.source}: no space-ensemble calibration`);
     return Math.max(scoreLog10FarAt(e.far, this.header.far, meanLog10Far), plainLog10Far - e.maxGain);
+  }
+
+  /** Whether a face predicted with `pattern` is scored in that pattern's space and the plain space together (withPlain). */
+  pairsWithPlain(pattern: string): boolean {
+    return this.header.ensemble?.withPlain?.far[pattern] !== undefined;
+  }
+
+  /**
+   * The log10 FAR of a comparison of a face predicted with `pattern` (pairsWithPlain), from its
+   * log10 FARs in the pattern's space and in the plain space: their weighted mean on its calibration.
+   */
+  pairedLog10Far(pattern: string, patternLog10Far: number, plainLog10Far: number): number {
+    const pairing = this.header.ensemble?.withPlain;
+    const curve = pairing?.far[pattern];
+    if (!pairing || !curve) throw new Error(`occlusion masks ${this.source}: pattern "${pattern}" has no calibration with the plain space`);
+    return scoreLog10FarAt(curve, this.header.far, (1 - pairing.weight) * patternLog10Far + pairing.weight * plainLog10Far);
   }
 
   /** A pattern's thresholds with the same false-accept rates as the plain thresholds `plain`. */

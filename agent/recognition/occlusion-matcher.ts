@@ -31,6 +31,11 @@ export interface FacePlacement {
    * the plain space's.
    */
   ensemble?: { oriented: Float32Array };
+  /**
+   * The face's plain embedding, when it is predicted occluded and its pattern pairs with the plain
+   * space (OcclusionDictionary.pairsWithPlain): it is scored in both.
+   */
+  withPlain?: Float32Array;
 }
 
 /** Every identity's score against one face, from one embedder. */
@@ -180,7 +185,8 @@ export class OcclusionAwareMatcher implements FaceMatcher {
     const matcher = occlusion.pattern === CLEAN_PATTERN ? undefined : this.byPattern.get(occlusion.pattern);
     // A pattern whose gallery is empty (identities enrolled before the masks) falls back to the plain path.
     if (!matcher || matcher.size === 0) return { space: CLEAN_PATTERN, matcher: this.plain, query: face.embedding, occlusion, masked };
-    return { space: occlusion.pattern, matcher, query: dictionary.maskedEmbeddingOriented(occlusion.pattern, oriented), occlusion, masked };
+    const query = dictionary.maskedEmbeddingOriented(occlusion.pattern, oriented);
+    return { space: occlusion.pattern, matcher, query, occlusion, masked, ...(dictionary.pairsWithPlain(occlusion.pattern) ? { withPlain: face.embedding } : {}) };
   }
 
   private anyPatternEnrolled(): boolean {
@@ -192,7 +198,7 @@ export class OcclusionAwareMatcher implements FaceMatcher {
     const placed = this.place(face);
     const { matcher, query, occlusion, masked } = placed;
     const base = { ...(occlusion ? { occlusion } : {}), masked };
-    if (placed.ensemble && this.dictionary && this.log10Thresholds) {
+    if ((placed.ensemble || placed.withPlain) && this.dictionary && this.log10Thresholds) {
       const scores = this.scoreIdentities(face, this.dictionary, placed);
       return decideByLog10Far(scores.names, scores.log10Far, scores.distances, this.log10Thresholds, base);
     }
@@ -203,13 +209,23 @@ export class OcclusionAwareMatcher implements FaceMatcher {
    * Every identity's log10 FAR against the face, on `curves` (the dictionary's false-accept curves,
    * which a fusion reads even with masking off): in the space it is placed in, or — for the space
    * ensemble — the calibrated mean over the plain space and every pattern's space (over those that
-   * hold the identity).
+   * hold the identity); for a face predicted occluded whose pattern pairs with the plain space,
+   * the calibrated weighted mean of its pattern's and the plain space's.
    */
   scoreIdentities(face: FaceEmbeddingResult, curves: OcclusionDictionary, placed = this.place(face)): IdentityScores {
     const { names, distances } = placed.matcher.nearestPerIdentity(placed.query);
     const base = { names, distances, ...(placed.occlusion ? { occlusion: placed.occlusion } : {}), masked: placed.masked };
     const log10Far = Float64Array.from(distances, (d) => curves.log10Far(placed.space, d));
     const dictionary = this.dictionary;
+    if (placed.withPlain && dictionary) {
+      const plain = this.plain.nearestPerIdentity(placed.withPlain);
+      const index = this.alignment.of(names, plain.names);
+      for (let i = 0; i < names.length; i++) {
+        const j = index[i] as number;
+        if (j >= 0) log10Far[i] = dictionary.pairedLog10Far(placed.space, log10Far[i] as number, dictionary.log10Far(CLEAN_PATTERN, plain.distances[j] as number));
+      }
+      return { ...base, log10Far };
+    }
     if (!placed.ensemble || !dictionary) return { ...base, log10Far };
     const plain = log10Far;
     const sums = Float64Array.from(log10Far);

@@ -9,7 +9,10 @@
 //   - the calibration: every face that takes the ensemble (predicted clean with a clean output
 //     below the floor; any variant) against every other
 //     person's clean face, scored as the agent scores it — the mean over the plain space and every
-//     pattern's space of the distance's log10 FAR there — and the FAR curve of those scores.
+//     pattern's space of the distance's log10 FAR there — and the FAR curve of those scores;
+//   - the pairing with the plain space (`--with-plain W`, 0 turns it off): every face predicted
+//     occluded against every other person's clean face, scored by (1 − W)·its pattern space's
+//     log10 FAR + W·the plain space's, and per pattern the FAR curve of those scores.
 // Needs ../shared/data/lfw (the calibration pass is cached); the result is committed.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -25,7 +28,15 @@ import { embedderHead, plainEmbedding } from './embedder-head.js';
 import { CALIBRATION_OPTIONS, type CalibrationVariant, calibrationArgs, MULTI_DRAW_KINDS, occlusionCalibration } from './calibration.js';
 import { farCurve, plainProjection } from './fit.js';
 
-const USAGE = 'usage: npm run models:ensemble -- [--model NAME] [--lfw DIR] [--count N] [--seed S] [--draws D] [--uncertain-clean FRACTION] [--max-gain DECADES]';
+const USAGE = 'usage: npm run models:ensemble -- [--model NAME] [--lfw DIR] [--count N] [--seed S] [--draws D] [--uncertain-clean FRACTION] [--max-gain DECADES] [--with-plain WEIGHT]';
+
+/** Fewest impostor pairs the ensemble's curve is made from. */
+const MIN_PAIRS = 10_000;
+/**
+ * Fewest impostor pairs a pattern's pairing curve is made from: FAR 1e-3 still rests on 5 pairs.
+ * Fewer faces are predicted with the side and upper-face patterns (their own curves rest on few too).
+ */
+const PAIRING_MIN_PAIRS = 5_000;
 
 export async function buildEnsemble(argv: readonly string[], log: (line: string) => void = (l) => console.log(l)): Promise<void> {
   const { values } = parseArgs({
@@ -34,6 +45,7 @@ export async function buildEnsemble(argv: readonly string[], log: (line: string)
       ...CALIBRATION_OPTIONS,
       'uncertain-clean': { type: 'string', default: '0.02' },
       'max-gain': { type: 'string', default: '0.5' },
+      'with-plain': { type: 'string', default: '0.5' },
     },
     strict: true,
   });
@@ -41,6 +53,8 @@ export async function buildEnsemble(argv: readonly string[], log: (line: string)
   const uncertain = Number(values['uncertain-clean']);
   const maxGain = Number(values['max-gain']);
   if (!(maxGain >= 0)) throw new Error(`--max-gain ${String(values['max-gain'])}: a number of decades ≥ 0; ${USAGE}`);
+  const plainWeight = Number(values['with-plain']);
+  if (!(plainWeight >= 0 && plainWeight < 1)) throw new Error(`--with-plain ${String(values['with-plain'])}: a weight in [0, 1) (0: no pairing); ${USAGE}`);
   if (!(uncertain >= 0 && uncertain < 0.5)) throw new Error(`--uncertain-clean ${String(values['uncertain-clean'])}: a fraction in [0, 0.5); ${USAGE}`);
   const registry = ModelRegistry.load();
   const analyzer = await FaceAnalyzer.create({ registry, ...(values.model ? { embedder: values.model } : {}) });
@@ -68,41 +82,55 @@ export async function buildEnsemble(argv: readonly string[], log: (line: string)
       .sort((a, b) => a - b);
     const cleanMinScore = Math.max(0, cleanOutputs[Math.min(cleanOutputs.length - 1, Math.floor(uncertain * cleanOutputs.length))] as number);
     const header = JSON.parse(readFileSync(`${join(modelsDir(), entry.occlusion.path)}.json`, 'utf8')) as OcclusionDictionaryHeader;
-    const gate = (x: Float32Array): boolean => {
-      const p = dictionary.predictOriented(x);
-      return p.pattern === CLEAN_PATTERN && p.score < cleanMinScore;
-    };
 
     const gallery = faces.map((face) => embed(mapOf('clean', face)));
     const scores: number[] = [];
+    const paired = new Map<string, number[]>();
     const taken: Record<string, { faces: number; ensemble: number }> = {};
     for (const variant of cal.features.keys()) {
       const share = (taken[variant] = { faces: 0, ensemble: 0 });
       for (const [j, face] of faces.entries()) {
         const x = mapOf(variant, face);
         share.faces++;
-        if (!gate(x)) continue;
-        share.ensemble++;
+        const prediction = dictionary.predictOriented(x);
+        const ensemble = prediction.pattern === CLEAN_PATTERN && prediction.score < cleanMinScore;
+        if (ensemble) share.ensemble++;
+        else if (prediction.pattern === CLEAN_PATTERN || plainWeight === 0) continue;
         const probe = embed(x);
-        for (const [i, g] of gallery.entries()) {
-          if (i === j) continue;
-          let sum = 0;
-          for (const [s, space] of spaces.entries()) sum += dictionary.log10Far(space, euclideanDistance(g[s] as Float32Array, probe[s] as Float32Array));
-          scores.push(sum / spaces.length);
+        const far = (g: Float32Array[], s: number): number => dictionary.log10Far(spaces[s] as string, euclideanDistance(g[s] as Float32Array, probe[s] as Float32Array));
+        if (ensemble) {
+          for (const [i, g] of gallery.entries()) {
+            if (i === j) continue;
+            let sum = 0;
+            for (let s = 0; s < spaces.length; s++) sum += far(g, s);
+            scores.push(sum / spaces.length);
+          }
+          continue;
         }
+        // Predicted occluded: its pattern's space paired with the plain space.
+        const s = spaces.indexOf(prediction.pattern);
+        const list = paired.get(prediction.pattern) ?? [];
+        paired.set(prediction.pattern, list);
+        for (const [i, g] of gallery.entries()) if (i !== j) list.push((1 - plainWeight) * far(g, s) + plainWeight * far(g, 0));
       }
     }
-    if (scores.length < 10_000) throw new Error(`${entry.name}: only ${scores.length} impostor pairs took the ensemble; too few to calibrate it`);
+    const withPlain = Object.fromEntries([...paired].filter(([, list]) => list.length >= PAIRING_MIN_PAIRS).map(([pattern, list]) => [pattern, farCurve(list.sort((a, b) => a - b))]));
+    if (scores.length < MIN_PAIRS) throw new Error(`${entry.name}: only ${scores.length} impostor pairs took the ensemble; too few to calibrate it`);
     scores.sort((a, b) => a - b);
     const command = `npm run models:ensemble -- --model ${entry.name}${argv.filter((a) => !a.startsWith('--model')).length ? ` ${argv.join(' ')}` : ''}`.replace(/ --model \S+ --model/, ' --model');
     header.ensemble = {
       cleanMinScore,
       far: farCurve(scores),
       maxGain,
+      ...(Object.keys(withPlain).length ? { withPlain: { weight: plainWeight, far: withPlain } } : {}),
       provenance: {
         command,
         calibration: `${relative(process.cwd(), values.lfw as string) || values.lfw}: the ${faces.length} occlusion calibration faces held out of the dictionary's fit (every 5th; people in no pairs-dev pair), each clean and under every occluder kind (seed ${calibration.seed}${calibration.draws > 1 ? `; ${calibration.draws} draws of ${MULTI_DRAW_KINDS.join(', ')}` : ''})`,
         cleanMinScore: `the classifier's clean output below which ${uncertain * 100}% of the held-out clean faces fall`,
+        withPlain:
+          plainWeight === 0
+            ? 'off'
+            : `each face predicted occluded against every other held-out face clean, scored by ${1 - plainWeight} × its pattern space's log10 FAR + ${plainWeight} × the plain space's; impostor pairs per pattern: ${[...paired].map(([p, l]) => `${p} ${l.length}${l.length < PAIRING_MIN_PAIRS ? ' (too few: that pattern keeps its own space)' : ''}`).join(', ')}`,
         maxGain: `the ensemble lowers a comparison's log10 FAR by at most ${maxGain} below the plain space's`,
         scores: `each face taking the ensemble against every other held-out face clean (${scores.length} impostor pairs): the mean over ${spaces.join(', ')} of the distance's log10 FAR in that space`,
         takenForEnsemble: taken,
@@ -114,6 +142,7 @@ export async function buildEnsemble(argv: readonly string[], log: (line: string)
     writeManifest([{ ...entry, occlusion: { ...entry.occlusion, sha256: { ...entry.occlusion.sha256, json: sha256(new TextEncoder().encode(jsonText)) } } }]);
     const pct = (v: { faces: number; ensemble: number }): string => `${((100 * v.ensemble) / Math.max(1, v.faces)).toFixed(1)}%`;
     log(`${entry.name}: clean-output floor ${cleanMinScore.toFixed(3)}; faces taking the ensemble: ${Object.entries(taken).map(([k, v]) => `${k} ${pct(v)}`).join(', ')}`);
+    log(`${entry.name}: pairing with the plain space (weight ${plainWeight}): ${Object.keys(withPlain).join(', ') || 'none'}; impostor pairs ${[...paired].map(([p, l]) => `${p} ${l.length}`).join(', ')}`);
     log(`${entry.name}: ${scores.length} impostor pairs; mean log10 FAR at FAR 1e-3 ${(header.ensemble.far[40] as number).toFixed(3)}, at 1e-2 ${(header.ensemble.far[60] as number).toFixed(3)}; wrote ${entry.occlusion.path}.json`);
   } finally {
     await analyzer.close();
