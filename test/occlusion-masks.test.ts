@@ -79,14 +79,14 @@ for (const embedder of ['dlib-resnet', 'mobilefacenet']) describe(`occlusion mas
     assert.throws(() => OcclusionDictionary.load(join(dir, 'm'), entry), /has \d+ bytes, header says \d+ floats/);
   });
 
-  it('space ensemble: faces predicted clean without confidence are scored in every space, within its rail of the plain score; occluded ones in their pattern and the plain space', async () => {
+  it('space ensemble: faces predicted clean without confidence are scored in every space, within its rail of the plain score; occluded ones (but masks) in their pattern and the plain space', async () => {
     const ensemble = masks.header.ensemble;
     assert.ok(ensemble && masks.hasEnsemble, 'the dictionary has a space-ensemble calibration (npm run models:ensemble)');
     assert.ok(ensemble.cleanMinScore > 0 && ensemble.cleanMinScore < 1, `clean-output floor ${ensemble.cleanMinScore}`);
     const floor = ensemble.cleanMinScore;
     assert.equal(masks.usesEnsemble({ pattern: CLEAN_PATTERN, regions: [], score: floor + 0.01 }), false, 'confidently clean: plain space');
     assert.equal(masks.usesEnsemble({ pattern: CLEAN_PATTERN, regions: [], score: floor - 0.01 }), true, 'unsure: every space');
-    assert.equal(masks.usesEnsemble({ pattern: 'lower-face', regions: ['mouth'], score: 0.9 }), false, 'predicted occluded: its pattern space (paired with the plain space)');
+    assert.equal(masks.usesEnsemble({ pattern: 'lower-face', regions: ['mouth'], score: 0.9 }), false, 'predicted occluded: its pattern space');
     // The calibration maps a mean of log10 FARs to a log10 FAR, rising with it; the rail keeps it
     // within maxGain of the plain space's.
     const scores = [-4, -3, -2, -1.5, -1, -0.5].map((mean) => masks.ensembleLog10Far(mean, 0));
@@ -107,20 +107,21 @@ for (const embedder of ['dlib-resnet', 'mobilefacenet']) describe(`occlusion mas
     // Faces predicted occluded pair their pattern's space with the plain space: the weighted mean of
     // the two log10 FARs on the pattern's own curve, rising with each.
     const pairing = ensemble.withPlain ?? assert.fail('the ensemble pairs patterns with the plain space (npm run models:ensemble)');
-    assert.ok(masks.pairsWithPlain('lower-face') && masks.pairsWithPlain('eyes'), `paired patterns: ${Object.keys(pairing.far).join(', ')}`);
+    assert.ok(masks.pairsWithPlain('eyes'), `paired patterns: ${Object.keys(pairing.far).join(', ')}`);
+    assert.equal(masks.pairsWithPlain('lower-face'), false, 'face masks keep their own space (models:ensemble --unpaired)');
     assert.equal(masks.pairsWithPlain(CLEAN_PATTERN), false);
     for (const [plainFar, patternFar] of [[-1, -2], [-2, -2], [-1, -3], [-3, -1]] as const) {
-      const v = masks.pairedLog10Far('lower-face', patternFar, plainFar);
-      assert.ok(v <= masks.pairedLog10Far('lower-face', patternFar + 0.5, plainFar) && v <= masks.pairedLog10Far('lower-face', patternFar, plainFar + 0.5), `rising in both (${patternFar}, ${plainFar})`);
+      const v = masks.pairedLog10Far('eyes', patternFar, plainFar);
+      assert.ok(v <= masks.pairedLog10Far('eyes', patternFar + 0.5, plainFar) && v <= masks.pairedLog10Far('eyes', patternFar, plainFar + 0.5), `rising in both (${patternFar}, ${plainFar})`);
       assert.ok(Number.isFinite(v) && v <= 0);
     }
-    assert.throws(() => masks.pairedLog10Far(CLEAN_PATTERN, -2, -2), /pattern "clean" has no calibration with the plain space/);
+    assert.throws(() => masks.pairedLog10Far('lower-face', -2, -2), /pattern "lower-face" has no calibration with the plain space/);
     const withPairing = (withPlain: unknown): void => {
       writeFileSync(join(dir, 'm.json'), JSON.stringify({ ...header, ensemble: { ...ensemble, withPlain } }));
       OcclusionDictionary.load(join(dir, 'm'), registry.get(embedder));
     };
     assert.throws(() => withPairing({ ...pairing, weight: 1 }), /ensemble\.withPlain\.weight must lie in \(0, 1\)/);
-    assert.throws(() => withPairing({ ...pairing, far: { ...pairing.far, beard: pairing.far['lower-face'] } }), /ensemble\.withPlain\.far names no pattern "beard"/);
+    assert.throws(() => withPairing({ ...pairing, far: { ...pairing.far, beard: pairing.far.eyes } }), /ensemble\.withPlain\.far names no pattern "beard"/);
     assert.throws(() => withPairing({ ...pairing, far: { ...pairing.far, eyes: [...(pairing.far.eyes ?? [])].reverse() } }), /ensemble\.withPlain\.far\["eyes"\] is not a rising curve/);
     // A masked face keeps the lower-face space; a clean one of the same person the plain space.
     const { clean, occluded: image } = await occluded(1, 'mask');
@@ -246,23 +247,38 @@ for (const embedder of ['dlib-resnet', 'mobilefacenet']) describe(`occlusion mas
         assert.equal(elsewhere.masked, false);
         if (m.occlusion?.pattern !== 'lower-face') continue;
         assert.equal(m.masked, true);
-        // Scored in the lower-face space paired with the plain space: each identity's log10 FAR is
-        // the calibrated mean of its two, and the decision rests on the best of them.
-        const placed = matcher.place(probe);
-        assert.ok(placed.withPlain, 'a masked face pairs its pattern space with the plain space');
-        const scores = matcher.scoreIdentities(probe, masks, placed);
-        const inPattern = placed.matcher.nearestPerIdentity(placed.query);
-        const inPlain = matcher.plain.nearestPerIdentity(probe.embedding);
-        scores.names.forEach((name, i) => {
-          const far = masks.log10Far('lower-face', inPattern.distances[inPattern.names.indexOf(name)] as number);
-          const plainFar = masks.log10Far(CLEAN_PATTERN, inPlain.distances[inPlain.names.indexOf(name)] as number);
-          assert.equal(scores.log10Far[i], masks.pairedLog10Far('lower-face', far, plainFar), `${name}: paired score`);
-        });
-        assert.ok('log10Far' in m && m.log10Far === Math.min(...scores.log10Far), 'the decision rests on the best paired score');
+        // A face mask keeps the lower-face space alone (it is not paired with the plain space).
+        assert.equal(matcher.place(probe).withPlain, undefined, 'a masked face: its pattern space alone');
         if (m.identity === p.name) right++;
         else if (m.identity !== null) wrong.push(`${p.name} as ${m.identity}`);
       }
       assert.ok(right >= people.length / 2, `${right} of ${people.length} masked people named in the lower-face space`);
+      // Sunglasses: the eyes space paired with the plain space. Each identity's log10 FAR is the
+      // calibrated mean of its two, and the decision rests on the best of them.
+      let paired = 0;
+      for (const p of people) {
+        const image = await decodeImage(p.file);
+        const face = pickCentralFace(await analyzer.detect(image), image.width, image.height);
+        assert.ok(face);
+        const { image: sunglasses } = await probeOccluder.occlude(basename(p.file), image, 'sunglasses', 5, face);
+        const probe = pickCentralFace(await faces(sunglasses), sunglasses.width, sunglasses.height) as AnalyzedFace | undefined;
+        if (!probe) continue;
+        const placed = matcher.place(probe);
+        if (placed.occlusion?.pattern !== 'eyes') continue;
+        paired++;
+        assert.ok(placed.withPlain, 'sunglasses: the eyes space paired with the plain space');
+        const scores = matcher.scoreIdentities(probe, masks, placed);
+        const inPattern = placed.matcher.nearestPerIdentity(placed.query);
+        const inPlain = matcher.plain.nearestPerIdentity(probe.embedding);
+        scores.names.forEach((name, i) => {
+          const far = masks.log10Far('eyes', inPattern.distances[inPattern.names.indexOf(name)] as number);
+          const plainFar = masks.log10Far(CLEAN_PATTERN, inPlain.distances[inPlain.names.indexOf(name)] as number);
+          assert.equal(scores.log10Far[i], masks.pairedLog10Far('eyes', far, plainFar), `${name}: paired score`);
+        });
+        const m = matcher.match(probe);
+        assert.ok('log10Far' in m && m.log10Far === Math.min(...scores.log10Far), 'the decision rests on the best paired score');
+      }
+      assert.ok(paired >= people.length / 2, `${paired} of ${people.length} faces with sunglasses matched in the paired eyes space`);
       // Hands and rectangles the classifier is unsure of: matched in every space. Each identity's
       // score is the calibrated mean, never more than the rail below its plain-space score, and
       // the decision rests on the best of those scores.
