@@ -231,14 +231,18 @@ for (const embedder of ['dlib-resnet', 'mobilefacenet']) describe(`occlusion mas
       assert.ok(named >= 6, `${named} clean faces named`);
       // Masked photos of enrolled people: matched in the lower-face space, as those people.
       const probeOccluder = new ImageOccluder(analyzer.detector, dir, people.map((p) => basename(p.file)));
+      /** An enrolled person's photo under an occluder, analysed (undefined: no face found). */
+      const occludedProbe = async (file: string, kind: OccluderKind): Promise<AnalyzedFace | undefined> => {
+        const image = await decodeImage(file);
+        const face = pickCentralFace(await analyzer.detect(image), image.width, image.height);
+        assert.ok(face);
+        const { image: occludedImage } = await probeOccluder.occlude(basename(file), image, kind, 5, face);
+        return pickCentralFace(await faces(occludedImage), occludedImage.width, occludedImage.height) as AnalyzedFace | undefined;
+      };
       let right = 0;
       const wrong: string[] = [];
       for (const p of people) {
-        const image = await decodeImage(p.file);
-        const face = pickCentralFace(await analyzer.detect(image), image.width, image.height);
-        assert.ok(face);
-        const { image: maskedImage } = await probeOccluder.occlude(basename(p.file), image, 'mask', 5, face);
-        const probe = pickCentralFace(await faces(maskedImage), maskedImage.width, maskedImage.height) as AnalyzedFace | undefined;
+        const probe = await occludedProbe(p.file, 'mask');
         if (!probe) continue;
         const m = matcher.match(probe);
         // The same face embedded by another variant (after a GPU-pressure move) takes the plain path.
@@ -257,11 +261,7 @@ for (const embedder of ['dlib-resnet', 'mobilefacenet']) describe(`occlusion mas
       // calibrated mean of its two, and the decision rests on the best of them.
       let paired = 0;
       for (const p of people) {
-        const image = await decodeImage(p.file);
-        const face = pickCentralFace(await analyzer.detect(image), image.width, image.height);
-        assert.ok(face);
-        const { image: sunglasses } = await probeOccluder.occlude(basename(p.file), image, 'sunglasses', 5, face);
-        const probe = pickCentralFace(await faces(sunglasses), sunglasses.width, sunglasses.height) as AnalyzedFace | undefined;
+        const probe = await occludedProbe(p.file, 'sunglasses');
         if (!probe) continue;
         const placed = matcher.place(probe);
         if (placed.occlusion?.pattern !== 'eyes') continue;
@@ -286,11 +286,7 @@ for (const embedder of ['dlib-resnet', 'mobilefacenet']) describe(`occlusion mas
       let ensembled = 0;
       for (const p of people) {
         for (const kind of ['hand', 'random40', 'object'] as const) {
-          const image = await decodeImage(p.file);
-          const face = pickCentralFace(await analyzer.detect(image), image.width, image.height);
-          assert.ok(face);
-          const { image: occludedImage } = await probeOccluder.occlude(basename(p.file), image, kind, 5, face);
-          const probe = pickCentralFace(await faces(occludedImage), occludedImage.width, occludedImage.height) as AnalyzedFace | undefined;
+          const probe = await occludedProbe(p.file, kind);
           if (!probe) continue;
           const placed = matcher.place(probe);
           if (!placed.ensemble) continue;
