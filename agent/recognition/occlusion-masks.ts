@@ -109,6 +109,11 @@ export interface PlainPairing {
   far: Record<string, number[]>;
 }
 
+/** The pairing's uncalibrated score (PlainPairing): the weighted mean of a comparison's log10 FARs in its pattern's and the plain space. */
+export function pairedMean(plainWeight: number, patternLog10Far: number, plainLog10Far: number): number {
+  return (1 - plainWeight) * patternLog10Far + plainWeight * plainLog10Far;
+}
+
 /** log10 FAR of a distance on a calibrated curve (linear between grid points; below the grid it keeps falling, so order is kept). */
 export function log10FarAt(curve: readonly number[], grid: { log10From: number; log10Step: number }, distance: number): number {
   const first = curve[0] as number;
@@ -340,7 +345,7 @@ export class OcclusionDictionary {
     const pairing = this.header.ensemble?.withPlain;
     const curve = pairing?.far[pattern];
     if (!pairing || !curve) throw new Error(`occlusion masks ${this.source}: pattern "${pattern}" has no calibration with the plain space`);
-    return scoreLog10FarAt(curve, this.header.far, (1 - pairing.weight) * patternLog10Far + pairing.weight * plainLog10Far);
+    return scoreLog10FarAt(curve, this.header.far, pairedMean(pairing.weight, patternLog10Far, plainLog10Far));
   }
 
   /** A pattern's thresholds with the same false-accept rates as the plain thresholds `plain`. */

@@ -23,7 +23,7 @@ import { ModelRegistry } from '../../agent/inference/model-registry.js';
 import { modelsDir } from '../../agent/paths.js';
 import { euclideanDistance } from '../../agent/recognition/embedder.js';
 import { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
-import { CLEAN_PATTERN, type OcclusionDictionaryHeader } from '../../agent/recognition/occlusion-masks.js';
+import { CLEAN_PATTERN, type OcclusionDictionaryHeader, pairedMean } from '../../agent/recognition/occlusion-masks.js';
 import { sha256, writeManifest } from '../build/build-models.js';
 import { embedderHead, plainEmbedding } from './embedder-head.js';
 import { CALIBRATION_OPTIONS, type CalibrationVariant, calibrationArgs, MULTI_DRAW_KINDS, occlusionCalibration } from './calibration.js';
@@ -117,7 +117,7 @@ export async function buildEnsemble(argv: readonly string[], log: (line: string)
         const s = spaces.indexOf(prediction.pattern);
         const list = paired.get(prediction.pattern) ?? [];
         paired.set(prediction.pattern, list);
-        for (const [i, g] of gallery.entries()) if (i !== j) list.push((1 - plainWeight) * far(g, s) + plainWeight * far(g, 0));
+        for (const [i, g] of gallery.entries()) if (i !== j) list.push(pairedMean(plainWeight, far(g, s), far(g, 0)));
       }
     }
     const withPlain = Object.fromEntries([...paired].filter(([, list]) => list.length >= PAIRING_MIN_PAIRS).map(([pattern, list]) => [pattern, farCurve(list.sort((a, b) => a - b))]));
