@@ -2,7 +2,8 @@
 //  1. the graph the build folds it into computes exactly the head's formula on the map's per-cell
 //     contributions, which sum to the network's own embedding;
 //  2. its weight file round-trips and a wrong size is a clear error;
-//  3. the shipped mobilefacenet-occ embedder, through the agent's path, matches a face with its
+//  3. the occlusion tools take its plain embeddings from its output, not from its fc;
+//  4. the shipped mobilefacenet-occ embedder, through the agent's path, matches a face with its
 //     mirror image and tells the demo photos' people apart at its recorded threshold.
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
@@ -13,6 +14,9 @@ import ort from 'onnxruntime-node';
 
 import { buildMobileFaceNet, MOBILEFACENET_CELLS, readMobileFaceNetTflite, type RobustHead } from '../models/build/mobilefacenet.js';
 import { packRobustHead, ROBUST_HEAD_NAME, unpackRobustHead } from '../models/build/robust-head-file.js';
+import { calibrationPlainEmbedder, embedderHead } from '../models/occlusion/embedder-head.js';
+import type { OcclusionCalibration } from '../models/occlusion/calibration.js';
+import { ModelRegistry } from '../agent/inference/model-registry.js';
 import { euclideanDistance } from '../agent/recognition/embedder.js';
 import { FaceAnalyzer } from '../agent/recognition/face-analyzer.js';
 import { decodeImage, mirrorImage, type RgbImage } from '../agent/vision/image.js';
@@ -133,5 +137,24 @@ describe('refitted MobileFaceNet head (mobilefacenet-occ)', () => {
     for (let i = 0; i < own.length; i++) for (let j = i + 1; j < own.length; j++) different.push(euclideanDistance(own[i] as Float32Array, own[j] as Float32Array));
     assert.ok(Math.max(...same) < threshold, `face vs its mirror image: ${same.map((d) => d.toFixed(3)).join(', ')} (threshold ${threshold})`);
     assert.ok(Math.min(...different) > threshold, `different people: smallest distance ${Math.min(...different).toFixed(3)} (threshold ${threshold})`);
+  });
+
+  it('gives the occlusion tools its own output as the plain embedding, and the fc path to MobileFaceNet', async () => {
+    const registry = ModelRegistry.load();
+    const occFile = registry.pathOf(registry.get(ROBUST_HEAD_NAME));
+    const plainFile = registry.pathOf(registry.get('mobilefacenet'));
+    assert.equal(embedderHead(occFile).fcMakesEmbedding, false);
+    assert.equal(embedderHead(plainFile).fcMakesEmbedding, true);
+    const featureShape: [number, number, number] = [512, 2, 1];
+    const features = new Map([['clean' as const, Float32Array.from({ length: 2 * 1024 }, (_, i) => Math.sin(i))]]);
+    const cal: OcclusionCalibration = { files: ['a.jpg', 'b.jpg'], featureShape, features, coverage: new Map() };
+    assert.throws(() => calibrationPlainEmbedder(cal, occFile, ROBUST_HEAD_NAME), /mobilefacenet-occ: its embedding is not the fc of its features.*delete the cache/);
+    const stored = Float32Array.from({ length: 2 * OUTPUTS }, (_, i) => i);
+    const fromOutput = calibrationPlainEmbedder({ ...cal, embeddings: new Map([['clean', stored]]) }, occFile, ROBUST_HEAD_NAME);
+    assert.deepEqual([...fromOutput('clean', 1)], [...stored.subarray(OUTPUTS)]);
+    // MobileFaceNet: the fc on the map's mean, unit length, whatever is stored.
+    const viaFc = calibrationPlainEmbedder({ ...cal, embeddings: new Map([['clean', stored]]) }, plainFile, 'mobilefacenet')('clean', 0);
+    assert.ok(Math.abs(Math.hypot(...viaFc) - 1) < 1e-5, 'unit length through the fc');
+    assert.notDeepEqual([...viaFc], [...stored.subarray(0, OUTPUTS)]);
   });
 });

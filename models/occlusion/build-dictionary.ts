@@ -13,9 +13,9 @@ import type { OcclusionDictionaryHeader, OcclusionPatternHeader } from '../../ag
 import { sha256, writeManifest } from '../build/build-models.js';
 import { writeReadmeSection } from '../bench/readme-section.js';
 import { buildEnsemble } from './build-ensemble.js';
-import { embedderHead, plainEmbedding } from './embedder-head.js';
+import { calibrationPlainEmbedder, embedderHead } from './embedder-head.js';
 import { CALIBRATION_OPTIONS, type CalibrationArgs, calibrationArgs, MULTI_DRAW_KINDS, occlusionCalibration } from './calibration.js';
-import { FAR_GRID, farCurve, type FitOptions, fitClassifier, fitPattern, pairwiseDistances, PATTERNS, type PatternFit, plainProjection, samplesByPattern } from './fit.js';
+import { FAR_GRID, farCurve, type FitOptions, fitClassifier, fitPattern, pairwiseDistances, PATTERNS, type PatternFit, samplesByPattern } from './fit.js';
 
 const USAGE =
   'usage: npm run models:occlusion -- [--model NAME] [--lfw DIR] [--count N] [--seed S] [--draws D] [--drop 0,0.25] [--ridge R] [--lda-dims K] [--fc-share A] [--classifier-ridge L]';
@@ -68,7 +68,7 @@ export async function buildOcclusionDictionary(argv: readonly string[], log: (li
     const entry = analyzer.embedder.entry;
     log(`occlusion masks for ${entry.name} (${entry.sha256.slice(0, 12)}…), calibration from ${args.lfw}`);
     const cal = await occlusionCalibration(analyzer, args, log);
-    const { fc, normalised } = embedderHead(registry.pathOf(entry));
+    const { fc } = embedderHead(registry.pathOf(entry));
     if (fc && fc.channels !== cal.featureShape[0]) throw new Error(`${entry.name}: fc has ${fc.channels} input channels, the feature map ${cal.featureShape[0]}`);
     const fit: FitOptions = { ...args.fit, ...(fc ? { fc } : {}) };
     // Every 5th calibration face is held out for validation (other people than the training faces).
@@ -101,14 +101,10 @@ export async function buildOcclusionDictionary(argv: readonly string[], log: (li
       far,
       offsets: { keep: put(p.keep), mean: put(p.mean), projection: put(p.projection) },
     }));
-    // The plain space's impostor curve: the agent's ordinary embeddings (fc on the spatial mean of
-    // the oriented map, normalised where the graph does) of the validation faces, clean, each
-    // against every other.
-    if (!fc) throw new Error(`${entry.name}: no head/fc/weight initializer; the plain-space calibration needs the embedder's fc`);
-    const f = cal.featureShape[0] * cal.featureShape[1] * cal.featureShape[2];
-    const plainPattern = { keep: new Float32Array(f).fill(1), mean: new Float32Array(f), ...plainProjection(cal.featureShape, fc) };
-    const cleanMaps = cal.features.get('clean') as Float32Array;
-    const plainEmbeddings = cal.files.map((_, face) => face).filter(isValidation).map((face) => plainEmbedding(plainPattern.projection, cleanMaps.subarray(face * f, (face + 1) * f), fc.outputs, normalised));
+    // The plain space's impostor curve: the agent's ordinary embeddings (calibrationPlainEmbedder)
+    // of the validation faces, clean, each against every other.
+    const plainOf = calibrationPlainEmbedder(cal, registry.pathOf(entry), entry.name);
+    const plainEmbeddings = cal.files.map((_, face) => face).filter(isValidation).map((face) => plainOf('clean', face));
     const plainFar = farCurve(pairwiseDistances(plainEmbeddings));
     const classifierOffsets = { mean: put(classifier.mean), scale: put(classifier.scale), weights: put(classifier.weights) };
     const command = `npm run models:occlusion -- --model ${entry.name}${argv.filter((a) => !a.startsWith('--model')).length ? ` ${argv.join(' ')}` : ''}`.replace(/ --model \S+ --model/, ' --model');

@@ -25,9 +25,9 @@ import { euclideanDistance } from '../../agent/recognition/embedder.js';
 import { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
 import { CLEAN_PATTERN, type OcclusionDictionaryHeader, pairedMean } from '../../agent/recognition/occlusion-masks.js';
 import { sha256, writeManifest } from '../build/build-models.js';
-import { embedderHead, plainEmbedding } from './embedder-head.js';
+import { calibrationPlainEmbedder } from './embedder-head.js';
 import { CALIBRATION_OPTIONS, type CalibrationVariant, calibrationArgs, MULTI_DRAW_KINDS, occlusionCalibration } from './calibration.js';
-import { farCurve, plainProjection } from './fit.js';
+import { farCurve } from './fit.js';
 
 const USAGE = 'usage: npm run models:ensemble -- [--model NAME] [--lfw DIR] [--count N] [--seed S] [--draws D] [--uncertain-clean FRACTION] [--max-gain DECADES] [--with-plain WEIGHT] [--unpaired PATTERN,PATTERN|none]';
 
@@ -68,16 +68,14 @@ export async function buildEnsemble(argv: readonly string[], log: (line: string)
     if (!dictionary || !entry.occlusion) throw new Error(`${entry.name} has no occlusion dictionary (npm run models:occlusion -- --model ${entry.name})`);
     const started = Date.now();
     const cal = await occlusionCalibration(analyzer, calibration, log);
-    const { fc, normalised } = embedderHead(registry.pathOf(entry));
-    if (!fc) throw new Error(`${entry.name}: no head/fc/weight initializer`);
-    const { projection } = plainProjection(cal.featureShape, fc);
     const f = cal.featureShape[0] * cal.featureShape[1] * cal.featureShape[2];
     // The faces held out of the dictionary's fit (build-dictionary.ts: every 5th).
     const faces = cal.files.map((_, face) => face).filter((face) => face % 5 === 0);
     const patterns = [...dictionary.patterns.keys()];
     const spaces = [CLEAN_PATTERN, ...patterns];
-    const embed = (x: Float32Array): Float32Array[] => [plainEmbedding(projection, x, fc.outputs, normalised), ...patterns.map((p) => dictionary.maskedEmbeddingOriented(p, x))];
+    const plainOf = calibrationPlainEmbedder(cal, registry.pathOf(entry), entry.name);
     const mapOf = (variant: CalibrationVariant, face: number): Float32Array => (cal.features.get(variant) as Float32Array).subarray(face * f, (face + 1) * f);
+    const embed = (variant: CalibrationVariant, face: number): Float32Array[] => [plainOf(variant, face), ...patterns.map((p) => dictionary.maskedEmbeddingOriented(p, mapOf(variant, face)))];
 
     // The clean-output floor, from the clean faces' classifier outputs.
     const cleanOutputs = faces
@@ -89,7 +87,7 @@ export async function buildEnsemble(argv: readonly string[], log: (line: string)
 
     const unpaired = new Set(values.unpaired === 'none' ? [] : String(values.unpaired).split(','));
     for (const p of unpaired) if (!dictionary.patterns.has(p)) throw new Error(`--unpaired: ${entry.name} has no pattern "${p}" (have ${patterns.join(', ')}); ${USAGE}`);
-    const gallery = faces.map((face) => embed(mapOf('clean', face)));
+    const gallery = faces.map((face) => embed('clean', face));
     const scores: number[] = [];
     const paired = new Map<string, number[]>();
     const taken: Record<string, { faces: number; ensemble: number }> = {};
@@ -102,7 +100,7 @@ export async function buildEnsemble(argv: readonly string[], log: (line: string)
         const ensemble = prediction.pattern === CLEAN_PATTERN && prediction.score < cleanMinScore;
         if (ensemble) share.ensemble++;
         else if (prediction.pattern === CLEAN_PATTERN || plainWeight === 0 || unpaired.has(prediction.pattern)) continue;
-        const probe = embed(x);
+        const probe = embed(variant, face);
         const far = (g: Float32Array[], s: number): number => dictionary.log10Far(spaces[s] as string, euclideanDistance(g[s] as Float32Array, probe[s] as Float32Array));
         if (ensemble) {
           for (const [i, g] of gallery.entries()) {

@@ -16,9 +16,9 @@ import { euclideanDistance } from '../../agent/recognition/embedder.js';
 import { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
 import { CLEAN_PATTERN, type OcclusionDictionary } from '../../agent/recognition/occlusion-masks.js';
 import { FUSION_FORMAT, type FusionCalibrationFile, fusionCommand, fusionPath } from '../../agent/recognition/score-fusion.js';
-import { embedderHead, plainEmbedding } from './embedder-head.js';
+import { calibrationPlainEmbedder } from './embedder-head.js';
 import { CALIBRATION_OPTIONS, type CalibrationArgs, calibrationArgs, occlusionCalibration } from './calibration.js';
-import { FAR_GRID, farCurve, plainProjection } from './fit.js';
+import { FAR_GRID, farCurve } from './fit.js';
 
 const USAGE = 'usage: npm run models:fusion -- [--embedders A,B] [--lfw DIR] [--count N] [--seed S] [--draws D]';
 
@@ -37,12 +37,8 @@ async function embedSide(registry: ModelRegistry, name: string, calibration: Cal
     const curves = analyzer.occlusion;
     if (!curves) throw new Error(`${name} has no occlusion dictionary (npm run models:occlusion -- --model ${name})`);
     const cal = await occlusionCalibration(analyzer, calibration, log);
-    const { fc, normalised } = embedderHead(registry.pathOf(entry));
-    if (!fc) throw new Error(`${name}: no head/fc/weight initializer`);
-    const { projection } = plainProjection(cal.featureShape, fc);
-    const f = cal.featureShape[0] * cal.featureShape[1] * cal.featureShape[2];
-    const maps = cal.features.get('clean') as Float32Array;
-    const embeddings = new Map(cal.files.map((file, i) => [file, plainEmbedding(projection, maps.subarray(i * f, (i + 1) * f), fc.outputs, normalised)]));
+    const plainOf = calibrationPlainEmbedder(cal, registry.pathOf(entry), name);
+    const embeddings = new Map(cal.files.map((file, i) => [file, plainOf('clean', i)]));
     return { name, sha256: entry.sha256, embeddings, curves };
   } finally {
     await analyzer.close();

@@ -76,6 +76,12 @@ export interface OcclusionCalibration {
   featureShape: [number, number, number];
   /** Per variant: [faces × C·H·W] oriented feature maps. */
   features: Map<CalibrationVariant, Float32Array>;
+  /**
+   * Per variant: [faces × outputs] the embedder's own output (flip-averaged as it runs). Read where
+   * the fc does not make the embedding from the features (mobilefacenet-occ); absent from caches
+   * written before it was stored.
+   */
+  embeddings?: Map<CalibrationVariant, Float32Array>;
   /** Per occluded variant: [faces × 5] coverage (see Coverage). */
   coverage: Map<Exclude<CalibrationVariant, 'clean'>, Float32Array>;
 }
@@ -134,11 +140,13 @@ export async function occlusionCalibration(analyzer: FaceAnalyzer, args: Calibra
       featureShape: meta.featureShape,
       features: new Map(meta.variants.map((v) => [v, read(`features-${v}.f32`)])),
       coverage: new Map(occludedVariants.map((v) => [v, read(`coverage-${v}.f32`)])),
+      ...(meta.variants.every((v) => existsSync(join(cacheDir, `embeddings-${v}.f32`))) ? { embeddings: new Map(meta.variants.map((v) => [v, read(`embeddings-${v}.f32`)])) } : {}),
     };
   }
   const occluder = new ImageOccluder(analyzer.detector, join(lfwDir, 'images'), candidates);
   const files: string[] = [];
   const rows = new Map<CalibrationVariant, Float32Array[]>(variants.map((v) => [v, []]));
+  const embeddingRows = new Map<CalibrationVariant, Float32Array[]>(variants.map((v) => [v, []]));
   const coverage = new Map(occludedVariants.map((v) => [v, [] as number[]]));
   let shape: [number, number, number] | undefined;
   const started = Date.now();
@@ -161,7 +169,10 @@ export async function occlusionCalibration(analyzer: FaceAnalyzer, args: Calibra
       if (!features || results[0]?.features === undefined) throw new Error(`embedder ${analyzer.embedder.entry.name} has no "features" output: occlusion masks need the feature map`);
       shape = features.shape.slice(1).map(Number) as [number, number, number];
     }
-    results.forEach((r, v) => rows.get(variants[v] as CalibrationVariant)?.push(orientedFeatures(r.features as Float32Array, r.mirrorFeatures, shape as [number, number, number])));
+    results.forEach((r, v) => {
+      rows.get(variants[v] as CalibrationVariant)?.push(orientedFeatures(r.features as Float32Array, r.mirrorFeatures, shape as [number, number, number]));
+      embeddingRows.get(variants[v] as CalibrationVariant)?.push(r.embedding);
+    });
     files.push(file);
     if ((i + 1) % 100 === 0) log(`calibration: ${i + 1}/${candidates.length} photos (${((Date.now() - started) / (i + 1)).toFixed(0)} ms each)`);
   }
@@ -176,10 +187,12 @@ export async function occlusionCalibration(analyzer: FaceAnalyzer, args: Calibra
     featureShape: shape,
     features: new Map(variants.map((v) => [v, stack(rows.get(v) ?? [])])),
     coverage: new Map(occludedVariants.map((v) => [v, Float32Array.from(coverage.get(v) ?? [])])),
+    embeddings: new Map(variants.map((v) => [v, stack(embeddingRows.get(v) ?? [])])),
   };
   mkdirSync(cacheDir, { recursive: true });
   for (const [v, f] of result.features) writeFileSync(join(cacheDir, `features-${v}.f32`), f);
   for (const [v, c] of result.coverage) writeFileSync(join(cacheDir, `coverage-${v}.f32`), c);
+  for (const [v, e] of result.embeddings ?? []) writeFileSync(join(cacheDir, `embeddings-${v}.f32`), e);
   writeFileSync(metaFile, JSON.stringify({ files, featureShape: shape, variants } satisfies CacheMeta));
   log(`calibration: ${files.length} faces × ${variants.length} variants in ${((Date.now() - started) / 1000).toFixed(0)} s (cached in ${cacheDir})`);
   return result;

@@ -2,7 +2,8 @@
 // the embedding, and whether the graph normalises it. The occlusion tools embed calibration maps
 // with it exactly as the network does.
 import { readFileSync } from 'node:fs';
-import type { FitOptions } from './fit.js';
+import type { CalibrationVariant, OcclusionCalibration } from './calibration.js';
+import { type FitOptions, plainProjection } from './fit.js';
 import { GraphBuilder } from '../onnx/graph-builder.js';
 
 /**
@@ -10,7 +11,7 @@ import { GraphBuilder } from '../onnx/graph-builder.js';
  * head/fc/weight, and whether the graph L2-normalises the embedding after it (MobileFaceNet does,
  * dlib's descriptor does not).
  */
-export function embedderHead(modelFile: string): { fc: FitOptions['fc']; normalised: boolean } {
+export function embedderHead(modelFile: string): { fc: FitOptions['fc']; normalised: boolean; fcMakesEmbedding: boolean } {
   const { graph } = GraphBuilder.fromBytes(readFileSync(modelFile));
   const fc = graph.initializers.get('head/fc/weight');
   // The node making `embedding`, past the Identity the graph builder inserts for output names.
@@ -20,8 +21,29 @@ export function embedderHead(modelFile: string): { fc: FitOptions['fc']; normali
     producer = graph.nodes.find((n) => input !== undefined && n.outputs.includes(input));
   }
   const normalised = producer?.opType === 'LpNormalization';
-  if (!fc || fc.dims.length !== 2 || !(fc.data instanceof Float32Array)) return { fc: undefined, normalised };
-  return { fc: { weight: fc.data, channels: fc.dims[0] as number, outputs: fc.dims[1] as number }, normalised };
+  // Whether the embedding is the fc of the pooled map (then normalised): not so for a refitted head.
+  const beforeNorm = normalised ? graph.nodes.find((n) => producer?.inputs[0] !== undefined && n.outputs.includes(producer.inputs[0])) : producer;
+  const fcMakesEmbedding = beforeNorm?.opType === 'MatMul' && beforeNorm.inputs.includes('head/fc/weight');
+  if (!fc || fc.dims.length !== 2 || !(fc.data instanceof Float32Array)) return { fc: undefined, normalised, fcMakesEmbedding };
+  return { fc: { weight: fc.data, channels: fc.dims[0] as number, outputs: fc.dims[1] as number }, normalised, fcMakesEmbedding };
+}
+
+/**
+ * The plain embedding of calibration face `face` under `variant`, as the embedder makes it: the fc
+ * on the oriented map where the fc makes the embedding, else (a refitted head, mobilefacenet-occ)
+ * the embedder's own output stored by the calibration pass.
+ */
+export function calibrationPlainEmbedder(cal: OcclusionCalibration, modelFile: string, model: string): (variant: CalibrationVariant, face: number) => Float32Array {
+  const { fc, normalised, fcMakesEmbedding } = embedderHead(modelFile);
+  if (fcMakesEmbedding && fc) {
+    const { projection } = plainProjection(cal.featureShape, fc);
+    const f = cal.featureShape[0] * cal.featureShape[1] * cal.featureShape[2];
+    return (variant, face) => plainEmbedding(projection, (cal.features.get(variant) as Float32Array).subarray(face * f, (face + 1) * f), fc.outputs, normalised);
+  }
+  const stored = cal.embeddings;
+  if (!stored) throw new Error(`${model}: its embedding is not the fc of its features, and the calibration cache holds no embeddings (written before they were stored): delete the cache (models/compress/lfw.ts CACHE_DIR, occlusion-${model}-*) and rerun`);
+  const outputs = (stored.get('clean') as Float32Array).length / cal.files.length;
+  return (variant, face) => (stored.get(variant) as Float32Array).slice(face * outputs, (face + 1) * outputs);
 }
 
 /** x · projection ([F × outputs]): the embedder's own embedding when the projection is its fc (unit length when the graph normalises it). */
