@@ -224,6 +224,7 @@ describe('facegate models list --json', () => {
         ['dlib-resnet', 'embedder', true],
         ['dlib-resnet-rec-0.25', 'embedder', false],
         ['mobilefacenet', 'embedder', false],
+        ['mobilefacenet-occ', 'embedder', false],
       ],
     );
     for (const m of rows) {
