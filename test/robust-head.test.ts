@@ -2,7 +2,8 @@
 //  1. the graph the build folds it into computes exactly the head's formula on the map's per-cell
 //     contributions, which sum to the network's own embedding;
 //  2. its weight file round-trips and a wrong size is a clear error;
-//  3. the occlusion tools take its plain embeddings from its output, not from its fc;
+//  3. the occlusion tools take its plain embeddings from its output, not from its fc, and its mask
+//     dictionary (MobileFaceNet's masks, its own plain-space curves) belongs to it alone;
 //  4. the shipped mobilefacenet-occ embedder, through the agent's path, matches a face with its
 //     mirror image and tells the demo photos' people apart at its recorded threshold.
 import assert from 'node:assert/strict';
@@ -17,6 +18,7 @@ import { packRobustHead, ROBUST_HEAD_NAME, unpackRobustHead } from '../models/bu
 import { calibrationPlainEmbedder, embedderHead } from '../models/occlusion/embedder-head.js';
 import type { OcclusionCalibration } from '../models/occlusion/calibration.js';
 import { ModelRegistry } from '../agent/inference/model-registry.js';
+import { OcclusionDictionary } from '../agent/recognition/occlusion-masks.js';
 import { euclideanDistance } from '../agent/recognition/embedder.js';
 import { FaceAnalyzer } from '../agent/recognition/face-analyzer.js';
 import { decodeImage, mirrorImage, type RgbImage } from '../agent/vision/image.js';
@@ -156,5 +158,19 @@ describe('refitted MobileFaceNet head (mobilefacenet-occ)', () => {
     const viaFc = calibrationPlainEmbedder({ ...cal, embeddings: new Map([['clean', stored]]) }, plainFile, 'mobilefacenet')('clean', 0);
     assert.ok(Math.abs(Math.hypot(...viaFc) - 1) < 1e-5, 'unit length through the fc');
     assert.notDeepEqual([...viaFc], [...stored.subarray(0, OUTPUTS)]);
+  });
+
+  it('has a mask dictionary of its own, refused to MobileFaceNet whose masks it shares', () => {
+    const registry = ModelRegistry.load();
+    const entry = registry.get(ROBUST_HEAD_NAME);
+    const info = entry.occlusion;
+    assert.ok(info, `${ROBUST_HEAD_NAME} has occlusion masks in models/manifest.json`);
+    const own = OcclusionDictionary.forEmbedder(registry.dir, entry);
+    assert.ok(own?.patterns.has('lower-face') && own.patterns.has('eyes'));
+    const plain = registry.get('mobilefacenet');
+    assert.throws(() => OcclusionDictionary.load(join(registry.dir, info.path), { name: plain.name, sha256: plain.sha256 }), /belong to embedder mobilefacenet-occ .*not to mobilefacenet/);
+    // Its plain space is its own: another impostor curve than MobileFaceNet's.
+    const mfn = OcclusionDictionary.forEmbedder(registry.dir, plain);
+    assert.notEqual(own?.log10Far('clean', 0.9), mfn?.log10Far('clean', 0.9));
   });
 });

@@ -28,7 +28,7 @@ describe('score fusion calibration', () => {
   const mfn = registry.get('mobilefacenet');
 
   it('auto picks the calibrated companion; none and a name are taken as given', () => {
-    assert.deepEqual(calibratedCompanions(registry.dir, 'dlib-resnet'), ['mobilefacenet']);
+    assert.deepEqual(calibratedCompanions(registry.dir, 'dlib-resnet'), ['mobilefacenet', 'mobilefacenet-occ']);
     assert.equal(resolveCompanion(registry.dir, 'dlib-resnet', 'auto'), 'mobilefacenet');
     assert.equal(resolveCompanion(registry.dir, 'dlib-resnet-rec-0.25', 'auto'), undefined, 'no calibrated pair: one embedder');
     assert.equal(resolveCompanion(registry.dir, 'dlib-resnet', 'none'), undefined);
