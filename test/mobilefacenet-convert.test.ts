@@ -18,20 +18,12 @@ import { readTflite } from '../models/tflite/reader.js';
 import { euclideanDistance } from '../agent/recognition/embedder.js';
 import { FaceAnalyzer } from '../agent/recognition/face-analyzer.js';
 import { decodeImage, mirrorImage, type RgbImage } from '../agent/vision/image.js';
+import { chipsToChw } from '../agent/vision/mtcnn.js';
 import { runTfliteReference } from './support/tflite-reference.js';
 
 const sampleDir = join(dirname(createRequire(import.meta.url).resolve('@vladmandic/face-api/package.json')), 'demo');
 const SIZE = 112;
 
-/** Chip pixels as the ONNX input wants them: NCHW raw 0..255. */
-function nchw(chips: readonly RgbImage[]): Float32Array {
-  const plane = SIZE * SIZE;
-  const out = new Float32Array(chips.length * 3 * plane);
-  chips.forEach((chip, n) => {
-    for (let i = 0; i < plane; i++) for (let c = 0; c < 3; c++) out[(n * 3 + c) * plane + i] = chip.data[i * 3 + c] as number;
-  });
-  return out;
-}
 
 /** The same pixels as the TFLite graph wants them: NHWC, (x − 127.5) / 128. */
 function nhwcNormalised(chips: readonly RgbImage[]): Float32Array {
@@ -72,7 +64,7 @@ describe('MobileFaceNet conversion', () => {
   it('matches the TFLite graph run literally, op by op, on aligned face chips', async () => {
     assert.ok(chips.length >= 4, `expected at least 4 face chips from the demo photos, got ${chips.length}`);
     const probe = chips.slice(0, 2);
-    const out = await session.run({ input: new ort.Tensor('float32', nchw(probe), [probe.length, 3, SIZE, SIZE]) });
+    const out = await session.run({ input: new ort.Tensor('float32', chipsToChw(probe), [probe.length, 3, SIZE, SIZE]) });
     const onnx = out.embedding?.data as Float32Array;
     const graph = readTflite(readMobileFaceNetTflite());
     const reference = runTfliteReference(graph, { shape: [probe.length, SIZE, SIZE, 3], data: nhwcNormalised(probe) }).get('embeddings');
@@ -87,7 +79,7 @@ describe('MobileFaceNet conversion', () => {
   });
 
   it('makes the embedding from the mean of its `features` cells through head/fc/weight', async () => {
-    const out = await session.run({ input: new ort.Tensor('float32', nchw(chips), [chips.length, 3, SIZE, SIZE]) });
+    const out = await session.run({ input: new ort.Tensor('float32', chipsToChw(chips), [chips.length, 3, SIZE, SIZE]) });
     const features = out.features;
     assert.deepEqual([...(features?.dims ?? [])], [chips.length, ...MOBILEFACENET_FEATURES]);
     const fc = GraphBuilder.fromBytes(onnxBytes).graph.initializers.get('head/fc/weight');

@@ -22,19 +22,12 @@ import { OcclusionDictionary } from '../agent/recognition/occlusion-masks.js';
 import { euclideanDistance } from '../agent/recognition/embedder.js';
 import { FaceAnalyzer } from '../agent/recognition/face-analyzer.js';
 import { decodeImage, mirrorImage, type RgbImage } from '../agent/vision/image.js';
+import { chipsToChw } from '../agent/vision/mtcnn.js';
 
 const sampleDir = join(dirname(createRequire(import.meta.url).resolve('@vladmandic/face-api/package.json')), 'demo');
 const SIZE = 112;
 const OUTPUTS = 192;
 
-function nchw(chips: readonly RgbImage[]): Float32Array {
-  const plane = SIZE * SIZE;
-  const out = new Float32Array(chips.length * 3 * plane);
-  chips.forEach((chip, n) => {
-    for (let i = 0; i < plane; i++) for (let c = 0; c < 3; c++) out[(n * 3 + c) * plane + i] = chip.data[i * 3 + c] as number;
-  });
-  return out;
-}
 
 const unit = (v: Float32Array): Float32Array => {
   const norm = Math.hypot(...v);
@@ -77,7 +70,7 @@ describe('refitted MobileFaceNet head (mobilefacenet-occ)', () => {
     const session = await ort.InferenceSession.create(buildMobileFaceNet(readMobileFaceNetTflite(), 'test', { robustHead: head, cellsOutput: true }));
     const plain = await ort.InferenceSession.create(buildMobileFaceNet(readMobileFaceNetTflite(), 'test'));
     try {
-      const input = new ort.Tensor('float32', nchw(chips), [chips.length, 3, SIZE, SIZE]);
+      const input = new ort.Tensor('float32', chipsToChw(chips), [chips.length, 3, SIZE, SIZE]);
       const out = await session.run({ input });
       const reference = (await plain.run({ input })).embedding?.data as Float32Array;
       const cells = out.cells?.data as Float32Array;

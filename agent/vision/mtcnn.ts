@@ -463,6 +463,19 @@ export function toChw(hwc: Uint8Array, batch: number, h: number, w: number): Flo
   return out;
 }
 
+/** Equal-sized RGB images (face chips) → one planar float32 NCHW batch, values kept 0..255. */
+export function chipsToChw(chips: readonly RgbImage[]): Float32Array {
+  const [first] = chips;
+  if (!first) return new Float32Array(0);
+  const per = 3 * first.width * first.height;
+  const out = new Float32Array(chips.length * per);
+  chips.forEach((chip, n) => {
+    if (chip.width !== first.width || chip.height !== first.height) throw new Error(`chip ${n} is ${chip.width}×${chip.height}, chip 0 ${first.width}×${first.height}`);
+    toChwInto(chip.data, chip.height, chip.width, out, n * per);
+  });
+  return out;
+}
+
 /** One h×w HWC RGB image written as CHW float32 into `out` from `offset` (no allocation). */
 function toChwInto(hwc: Uint8Array, h: number, w: number, out: Float32Array, offset: number): void {
   const plane = h * w;

@@ -22,6 +22,7 @@ import { ImageOccluder } from '../../agent/occlusion/occlude-set.js';
 import { OCCLUDER_KINDS } from '../../agent/occlusion/occluders.js';
 import { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
 import { decodeImage, mirrorImage, type RgbImage } from '../../agent/vision/image.js';
+import { chipsToChw } from '../../agent/vision/mtcnn.js';
 import { GraphBuilder } from '../onnx/graph-builder.js';
 import { buildMobileFaceNet, MOBILEFACENET_CELLS, readMobileFaceNetTflite, type RobustHead } from '../build/mobilefacenet.js';
 import { type CalibrationVariant, calibrationVariants, variantDraw } from './calibration.js';
@@ -88,11 +89,7 @@ async function main(): Promise<void> {
       }
     }
     const passes = chips.flatMap((c) => [c, mirrorImage(c)]);
-    const input = new Float32Array(passes.length * 3 * size * size);
-    passes.forEach((img, n) => {
-      for (let p = 0; p < size * size; p++) for (let c = 0; c < 3; c++) input[(n * 3 + c) * size * size + p] = img.data[p * 3 + c] as number;
-    });
-    const out = await session.run({ input: new ort.Tensor('float32', input, [passes.length, 3, size, size]) });
+    const out = await session.run({ input: new ort.Tensor('float32', chipsToChw(passes), [passes.length, 3, size, size]) });
     const cells = out.cells?.data as Float32Array;
     const raw = out.raw?.data as Float32Array;
     const per = outputs * cellCount;
