@@ -119,6 +119,29 @@ interface CacheMeta {
   variants: CalibrationVariant[];
 }
 
+/**
+ * Each calibration photo with a detected face, as its chips in `variants` order (`clean` first):
+ * the clean photo and every occluder drawn on it, all aligned by the clean photo's landmarks, so
+ * the only difference between two chips is the occluder. Draw d of kind k is seeded seed + k +
+ * 1000·d (draw 0: seed + k, as before there were draws). `index`: the photo's place in `files`.
+ */
+export async function* calibrationChips(analyzer: FaceAnalyzer, lfwDir: string, files: readonly string[], variants: readonly CalibrationVariant[], seed: number): AsyncGenerator<{ index: number; file: string; chips: RgbImage[] }> {
+  if (variants[0] !== 'clean') throw new Error(`calibration variants start with clean, got ${variants.join(', ')}`);
+  const occluder = new ImageOccluder(analyzer.detector, join(lfwDir, 'images'), files);
+  for (const [index, file] of files.entries()) {
+    const image = await decodeImage(join(lfwDir, 'images', file));
+    const face = pickCentralFace(await analyzer.detect(image), image.width, image.height);
+    if (!face) continue;
+    const chips: RgbImage[] = [analyzer.chips(image, [face]).chips[0] as RgbImage];
+    for (const variant of variants.slice(1) as Exclude<CalibrationVariant, 'clean'>[]) {
+      const { kind, draw } = variantDraw(variant);
+      const { image: occluded } = await occluder.occlude(file, image, kind, seed + OCCLUDER_KINDS.indexOf(kind) + 1000 * draw, face);
+      chips.push(analyzer.chips(occluded, [face]).chips[0] as RgbImage);
+    }
+    yield { index, file, chips };
+  }
+}
+
 export async function occlusionCalibration(analyzer: FaceAnalyzer, args: CalibrationArgs, log: (line: string) => void): Promise<OcclusionCalibration> {
   const { lfw: lfwDir, count, seed, draws } = args;
   const candidates = calibrationFiles(lfwDir, count);
@@ -143,26 +166,14 @@ export async function occlusionCalibration(analyzer: FaceAnalyzer, args: Calibra
       ...(meta.variants.every((v) => existsSync(join(cacheDir, `embeddings-${v}.f32`))) ? { embeddings: new Map(meta.variants.map((v) => [v, read(`embeddings-${v}.f32`)])) } : {}),
     };
   }
-  const occluder = new ImageOccluder(analyzer.detector, join(lfwDir, 'images'), candidates);
   const files: string[] = [];
   const rows = new Map<CalibrationVariant, Float32Array[]>(variants.map((v) => [v, []]));
   const embeddingRows = new Map<CalibrationVariant, Float32Array[]>(variants.map((v) => [v, []]));
   const coverage = new Map(occludedVariants.map((v) => [v, [] as number[]]));
   let shape: [number, number, number] | undefined;
   const started = Date.now();
-  for (const [i, file] of candidates.entries()) {
-    const image = await decodeImage(join(lfwDir, 'images', file));
-    const face = pickCentralFace(await analyzer.detect(image), image.width, image.height);
-    if (!face) continue;
-    const chips: RgbImage[] = [analyzer.chips(image, [face]).chips[0] as RgbImage];
-    for (const variant of occludedVariants) {
-      // Draw d of kind k is seeded seed + k + 1000·d (draw 0: seed + k, as before there were draws).
-      const { kind, draw } = variantDraw(variant);
-      const { image: occluded } = await occluder.occlude(file, image, kind, seed + OCCLUDER_KINDS.indexOf(kind) + 1000 * draw, face);
-      const chip = analyzer.chips(occluded, [face]).chips[0] as RgbImage;
-      coverage.get(variant)?.push(...chipCoverage(chips[0] as RgbImage, chip));
-      chips.push(chip);
-    }
+  for await (const { index: i, file, chips } of calibrationChips(analyzer, lfwDir, candidates, variants, seed)) {
+    occludedVariants.forEach((variant, v) => coverage.get(variant)?.push(...chipCoverage(chips[0] as RgbImage, chips[v + 1] as RgbImage)));
     const results = await analyzer.embedder.embedFaces(chips);
     if (!shape) {
       const features = analyzer.embedder.entry.outputs.find((o) => o.name === 'features');

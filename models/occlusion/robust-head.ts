@@ -12,20 +12,17 @@
 // face is held out and reported; the head is fitted on the others.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, relative } from 'node:path';
+import { dirname, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CholeskyDecomposition, EigenvalueDecomposition, Matrix } from 'ml-matrix';
 import ort from 'onnxruntime-node';
-import { pickCentralFace } from '../../agent/evaluation/run-eval.js';
-import { ImageOccluder } from '../../agent/occlusion/occlude-set.js';
-import { OCCLUDER_KINDS } from '../../agent/occlusion/occluders.js';
 import { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
-import { decodeImage, mirrorImage, type RgbImage } from '../../agent/vision/image.js';
+import { mirrorImage } from '../../agent/vision/image.js';
 import { chipsToChw } from '../../agent/vision/mtcnn.js';
 import { GraphBuilder } from '../onnx/graph-builder.js';
 import { buildMobileFaceNet, MOBILEFACENET_CELLS, readMobileFaceNetTflite, type RobustHead } from '../build/mobilefacenet.js';
-import { type CalibrationVariant, calibrationVariants, variantDraw } from './calibration.js';
+import { calibrationChips, calibrationVariants } from './calibration.js';
 import { packRobustHead, ROBUST_HEAD_NAME, type RobustHeadHeader, robustHeadFiles } from '../build/robust-head-file.js';
 import { calibrationFiles, DEFAULT_LFW } from '../compress/lfw.js';
 
@@ -68,26 +65,13 @@ async function main(): Promise<void> {
   const analyzer = await FaceAnalyzer.create({ embedder: 'mobilefacenet', occlusionMasks: false, fuseWith: 'none' });
   const files = calibrationFiles(lfw, count);
   const variants = calibrationVariants(draws);
-  const occluder = new ImageOccluder(analyzer.detector, join(lfw, 'images'), files);
   const size = analyzer.template.width;
   const outputs = 192;
   const cellCount = MOBILEFACENET_CELLS;
 
   // Every face: per variant, two passes (chip, mirror); the clean target.
   const faces: { samples: Sample[][]; target: Float32Array }[] = [];
-  for (const [i, file] of files.entries()) {
-    const image = await decodeImage(join(lfw, 'images', file));
-    const face = pickCentralFace(await analyzer.detect(image), image.width, image.height);
-    if (!face) continue;
-    const chips: RgbImage[] = [];
-    for (const variant of variants) {
-      if (variant === 'clean') chips.push(analyzer.chips(image, [face]).chips[0] as RgbImage);
-      else {
-        const { kind, draw } = variantDraw(variant as Exclude<CalibrationVariant, 'clean'>);
-        const { image: occluded } = await occluder.occlude(file, image, kind, seed + OCCLUDER_KINDS.indexOf(kind) + 1000 * draw, face);
-        chips.push(analyzer.chips(occluded, [face]).chips[0] as RgbImage);
-      }
-    }
+  for await (const { index: i, chips } of calibrationChips(analyzer, lfw, files, variants, seed)) {
     const passes = chips.flatMap((c) => [c, mirrorImage(c)]);
     const out = await session.run({ input: new ort.Tensor('float32', chipsToChw(passes), [passes.length, 3, size, size]) });
     const cells = out.cells?.data as Float32Array;
