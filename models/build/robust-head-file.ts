@@ -2,6 +2,7 @@
 // read by the model build, which folds the head into the mobilefacenet-occ graph.
 import { join } from 'node:path';
 import { modelsDir } from '../../agent/paths.js';
+import type { ValidationRow } from '../occlusion/robust-head-validation.js';
 import type { RobustHead } from './mobilefacenet.js';
 
 /** The head's files: a JSON header (provenance, sizes, validation) and the float32 weights. */
@@ -20,9 +21,11 @@ export interface RobustHeadHeader {
   outputs: number;
   /** Byte layout of the .bin: float32 basis [outputs × dims], weight [dims·cells × outputs], bias [outputs]. */
   layout: string;
-  fit: { lfw: string; faces: number; heldOut: number; variants: string[]; seed: number; ridge: number; cleanWeight: number; samples: number; seconds: number };
+  fit: { lfw: string; faces: number; heldOut: number; variants: string[]; seed: number; ridge: number; cleanWeight: number; rectWeight?: number; samples: number; seconds: number };
   /** Held-out faces: mean cosine between each variant's embedding and the clean photo's, before and after. */
   validation: { variant: string; original: number; robust: number }[];
+  /** Verification on the validation people (left out of the fit), MobileFaceNet and the head; absent in heads fitted before it existed. */
+  verification?: { people: number; photos: number; rows: ValidationRow[] };
 }
 
 export function packRobustHead(head: RobustHead): Uint8Array {

