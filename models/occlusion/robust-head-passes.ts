@@ -43,7 +43,8 @@ export interface PassesArgs {
   log: (line: string) => void;
 }
 
-const unit = (v: Float32Array): Float32Array => {
+/** The vector scaled to unit length (a zero vector stays zero). */
+export const unit = (v: Float32Array): Float32Array => {
   const n = Math.hypot(...v) || 1;
   return v.map((x) => x / n);
 };

@@ -28,7 +28,7 @@ import { GraphBuilder } from '../onnx/graph-builder.js';
 import { solveNormalEquations } from '../compress/linalg.js';
 import { MOBILEFACENET_CELLS, type RobustHead } from '../build/mobilefacenet.js';
 import { type CalibrationVariant, calibrationVariants, variantDraw } from './calibration.js';
-import { CELL_OUTPUTS, calibrationPasses, type CellPass } from './robust-head-passes.js';
+import { CELL_OUTPUTS, calibrationPasses, type CellPass, unit } from './robust-head-passes.js';
 import { type PairEmbedder, VALIDATION_VARIANTS, validateEmbedders } from './robust-head-validation.js';
 import { packRobustHead, ROBUST_HEAD_NAME, type RobustHeadHeader, robustHeadFiles } from '../build/robust-head-file.js';
 import { calibrationFiles, DEFAULT_LFW, validationFiles } from '../compress/lfw.js';
@@ -36,11 +36,6 @@ import { calibrationFiles, DEFAULT_LFW, validationFiles } from '../compress/lfw.
 const USAGE = 'usage: npm run models:robust-head -- [--lfw DIR] [--count N] [--seed S] [--draws D] [--rect-draws R] [--dims K] [--ridge R] [--clean-weight W] [--rect-weight W]';
 
 type Sample = CellPass;
-
-const unit = (v: Float32Array): Float32Array => {
-  const n = Math.hypot(...v) || 1;
-  return v.map((x) => x / n);
-};
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
