@@ -35,8 +35,6 @@ import { calibrationFiles, DEFAULT_LFW, validationFiles } from '../compress/lfw.
 
 const USAGE = 'usage: npm run models:robust-head -- [--lfw DIR] [--count N] [--seed S] [--draws D] [--rect-draws R] [--dims K] [--ridge R] [--clean-weight W] [--rect-weight W]';
 
-type Sample = CellPass;
-
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -69,7 +67,7 @@ async function main(): Promise<void> {
   const weightOf = (v: number): number => (v === 0 ? cleanWeight : variantDraw(variants[v] as Exclude<CalibrationVariant, 'clean'>).kind === 'random40' ? rectWeight : 1);
 
   // Every face: per variant, two passes (chip, mirror); the clean target.
-  const faces = (await calibrationPasses({ lfw, files, variants, seed, version, log: (line) => console.log(line) })).map((f) => ({ ...f, samples: f.passes }));
+  const faces = await calibrationPasses({ lfw, files, variants, seed, version, log: (line) => console.log(line) });
   // Left out of the fit: every 5th face (held-out cosine) and the validation people (verification below).
   const validationPhotos = validationFiles(lfw);
   const validationPeople = new Set(validationPhotos.map((file) => dirname(file)));
@@ -80,7 +78,7 @@ async function main(): Promise<void> {
   const moment = new Float64Array(outputs * outputs);
   for (const [f, face] of faces.entries()) {
     if (!fitted(f)) continue;
-    for (const s of face.samples[0] as Sample[])
+    for (const s of face.passes[0] as CellPass[])
       for (let cell = 0; cell < cellCount; cell++)
         for (let o = 0; o < outputs; o++) {
           const x = (s.cells[o * cellCount + cell] as number) / s.length;
@@ -94,7 +92,7 @@ async function main(): Promise<void> {
   const basis = new Float32Array(outputs * dims);
   for (let o = 0; o < outputs; o++) order.forEach((k, j) => { basis[o * dims + j] = eig.eigenvectorMatrix.get(o, k); });
   const inputs = dims * cellCount;
-  const reduce = (s: Sample): Float32Array => {
+  const reduce = (s: CellPass): Float32Array => {
     const x = new Float32Array(inputs);
     for (let j = 0; j < dims; j++)
       for (let cell = 0; cell < cellCount; cell++) {
@@ -106,7 +104,7 @@ async function main(): Promise<void> {
   };
 
   // Weighted ridge: W = (Xᵀ·D·X + λ·tr/F·I)⁻¹ Xᵀ·D·Y on centred data; the Gram runs through onnxruntime.
-  const train = faces.flatMap((face, f) => (!fitted(f) ? [] : face.samples.flatMap((pair, v) => pair.map((s) => ({ x: reduce(s), y: face.target, w: weightOf(v) })))));
+  const train = faces.flatMap((face, f) => (!fitted(f) ? [] : face.passes.flatMap((pair, v) => pair.map((s) => ({ x: reduce(s), y: face.target, w: weightOf(v) })))));
   const wsum = train.reduce((s, t) => s + t.w, 0);
   const mu = new Float64Array(inputs), ym = new Float64Array(outputs);
   for (const t of train) {
@@ -129,28 +127,28 @@ async function main(): Promise<void> {
   const head: RobustHead = { basis, dims, weight, bias };
 
   // Held-out faces: cosine of each variant (flip-averaged, as the embedder does) to the clean target.
-  const robust = (s: Sample): Float32Array => {
+  const robust = (s: CellPass): Float32Array => {
     const x = reduce(s);
     const y = Float32Array.from(bias);
     for (let k = 0; k < inputs; k++) { const v = x[k] as number; if (v !== 0) for (let o = 0; o < outputs; o++) y[o] = (y[o] as number) + v * (weight[k * outputs + o] as number); }
     return unit(y);
   };
-  const original = (s: Sample): Float32Array => {
+  const original = (s: CellPass): Float32Array => {
     const y = new Float32Array(outputs);
     for (let o = 0; o < outputs; o++) for (let cell = 0; cell < cellCount; cell++) y[o] = (y[o] as number) + (s.cells[o * cellCount + cell] as number);
     return unit(y);
   };
-  const flip = (embed: (s: Sample) => Float32Array): PairEmbedder => (pair) => {
+  const flip = (embed: (s: CellPass) => Float32Array): PairEmbedder => (pair) => {
     const [a, b] = pair.map(embed) as [Float32Array, Float32Array];
     return unit(a.map((x, k) => (x + (b[k] as number)) / 2));
   };
-  const cosine = (pair: Sample[], embed: (s: Sample) => Float32Array, target: Float32Array): number =>
-    flip(embed)(pair as [Sample, Sample]).reduce((s, x, k) => s + x * (target[k] as number), 0);
+  const cosine = (pair: CellPass[], embed: (s: CellPass) => Float32Array, target: Float32Array): number =>
+    flip(embed)(pair as [CellPass, CellPass]).reduce((s, x, k) => s + x * (target[k] as number), 0);
   const held = faces.filter((_, f) => heldOut(f));
   const validation = variants.map((variant, v) => ({
     variant,
-    original: held.reduce((s, face) => s + cosine(face.samples[v] as Sample[], original, face.target), 0) / held.length,
-    robust: held.reduce((s, face) => s + cosine(face.samples[v] as Sample[], robust, face.target), 0) / held.length,
+    original: held.reduce((s, face) => s + cosine(face.passes[v] as CellPass[], original, face.target), 0) / held.length,
+    robust: held.reduce((s, face) => s + cosine(face.passes[v] as CellPass[], robust, face.target), 0) / held.length,
   }));
   const validationFaces = await calibrationPasses({ lfw, files: validationPhotos, variants: VALIDATION_VARIANTS, seed: seed + 1, version, log: (line) => console.log(line) });
   const verification = validateEmbedders(validationFaces, { mobilefacenet: flip(original), [ROBUST_HEAD_NAME]: flip(robust) });
