@@ -3,7 +3,7 @@
 // unnormalised embedding. Rendering and embedding ~40,000 chips takes ~20 minutes on 2 cores, so
 // the passes are cached under CACHE_DIR (one file per variant) and a refit with other settings
 // reads them back in seconds.
-import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import ort from 'onnxruntime-node';
 import { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
@@ -66,11 +66,13 @@ export async function calibrationPasses(args: PassesArgs): Promise<CalibrationFa
       return all;
     });
     log(`robust head: ${kept.length} faces × ${variants.length} variants from the cache ${cacheDir}`);
-    return kept.map((file, f) => facePasses(file, variants.map((_, v) => [0, 1].map((p) => (perVariant[v] as Float32Array).slice((2 * f + p) * per, (2 * f + p + 1) * per)) as [Float32Array, Float32Array])));
+    return kept.map((file, f) => facePasses(file, variants.map((_, v) => [0, 1].map((p) => (perVariant[v] as Float32Array).subarray((2 * f + p) * per, (2 * f + p + 1) * per)) as [Float32Array, Float32Array])));
   }
   const session = await ort.InferenceSession.create(buildMobileFaceNet(readMobileFaceNetTflite(), version, { cellsOutput: true }));
   const size = analyzer.template.width;
   mkdirSync(cacheDir, { recursive: true });
+  // The old meta.json goes first: a run stopped halfway must not leave it describing rewritten files.
+  rmSync(metaFile, { force: true });
   // Written as they come (one file per variant), so the run never holds two copies of ~1.5 GB.
   const out = variants.map((v) => openSync(join(cacheDir, `cells-${v}.f32`), 'w'));
   const faces: CalibrationFace[] = [];
