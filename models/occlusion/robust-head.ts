@@ -12,11 +12,10 @@
 // samples, so the head serves the embedder's flip averaging as it is. Every 5th face is held out
 // and reported; the head is fitted on the others. The chips' cells are cached
 // (robust-head-passes.ts), so a refit with other settings skips the 20 minutes of rendering.
-// The defaults are the settings of the committed head (64 dims, ridge 0.3, clean weight 4, three
-// draws of the rectangles, hands and objects). A head with 128 dims, ridge 0.1 and six rectangle
-// draws weighing 2, chosen on the validation people (robust-head-validation.ts), measured better on
-// occluded faces but separates different people less on clean ones, so it is not shipped
-// (models/README.md, "Occlusion-robust head").
+// The defaults are the settings of the committed head: 128 dims per cell, ridge 0.1, six draws of
+// the rectangles weighing 2, clean samples weighing 16 (chosen on the validation people,
+// robust-head-validation.ts; the clean weight keeps different people apart on clean faces,
+// models/README.md, "Occlusion-robust head").
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, relative } from 'node:path';
@@ -42,11 +41,11 @@ async function main(): Promise<void> {
       count: { type: 'string', default: '2000' },
       seed: { type: 'string', default: '7000' },
       draws: { type: 'string', default: '3' },
-      'rect-draws': { type: 'string', default: '3' },
-      dims: { type: 'string', default: '64' },
-      ridge: { type: 'string', default: '0.3' },
-      'clean-weight': { type: 'string', default: '4' },
-      'rect-weight': { type: 'string', default: '1' },
+      'rect-draws': { type: 'string', default: '6' },
+      dims: { type: 'string', default: '128' },
+      ridge: { type: 'string', default: '0.1' },
+      'clean-weight': { type: 'string', default: '16' },
+      'rect-weight': { type: 'string', default: '2' },
     },
   });
   const num = (name: string, min: number, max: number): number => {
