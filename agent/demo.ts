@@ -44,9 +44,10 @@ export async function enrollDemoPeople(analyzer: FaceAnalyzer, gallery: Gallery,
 }
 
 /** Enrolls the demo people into the gallery of `dataDir` with a recognition core of its own. */
-export async function prepareDemoGallery(dataDir: string, photosDir = dataDir): Promise<string[]> {
-  // Enrolled for the agent's default score fusion as well (recognition.fuseWith: auto).
-  const analyzer = await FaceAnalyzer.create({ fuseWith: 'auto' });
+export async function prepareDemoGallery(dataDir: string, photosDir = dataDir, embedder?: string): Promise<string[]> {
+  // Enrolled for the agent's default score fusion as well (recognition.fuseWith: auto), with the
+  // embedder the agent will run (recognition.embedder; the default one when not given).
+  const analyzer = await FaceAnalyzer.create({ fuseWith: 'auto', ...(embedder ? { embedder } : {}) });
   const gallery = Gallery.open(dataDir);
   try {
     return await enrollDemoPeople(analyzer, gallery, photosDir);

@@ -21,7 +21,7 @@
 //
 //   npm run bench:pipeline [-- --seconds 60] [--soak-minutes 10] [--quick] [--json PATH]
 //                          [--no-readme] [--cameras 1,2,4] [--warmup S] [--broker mosquitto|embedded]
-//                          [--profile | --no-profile] [--fuse-with auto|none|MODEL]
+//                          [--profile | --no-profile] [--fuse-with auto|none|MODEL] [--embedder MODEL]
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -87,6 +87,8 @@ interface Options {
   profile: 'auto' | 'on' | 'off';
   /** recognition.fuseWith of the agent under test (its default: auto). */
   fuseWith: string;
+  /** recognition.embedder of the agent under test (default: the manifest's default embedder). */
+  embedder?: string;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -151,6 +153,9 @@ function parseOptions(argv: string[]): Options {
         break;
       case '--fuse-with':
         o.fuseWith = value(i++, a);
+        break;
+      case '--embedder':
+        o.embedder = value(i++, a);
         break;
       default:
         throw new Error(`unknown option ${a}`);
@@ -491,7 +496,7 @@ async function runCameras(env: Env, count: number, soakSeconds: number | null): 
         cameras: servers.map((s, i) => ({ name: `cam${i + 1}`, url: s.url, fps: FPS, width: WIDTH, height: HEIGHT })),
         mqtt: { url: env.brokerUrl, statsIntervalSeconds: 30 },
         events: { cooldownSeconds: 0, minVotes: 1, reportUnknown: true },
-        recognition: { fuseWith: options.fuseWith },
+        recognition: { fuseWith: options.fuseWith, ...(options.embedder ? { embedder: options.embedder } : {}) },
       },
       'bench:pipeline',
     );
@@ -675,14 +680,14 @@ function decodeFrames(ffmpeg: string, video: string, fps: number, count: number)
   });
 }
 
-async function profileFrames(video: TestVideo, minFaceSize: number): Promise<ProfileResult> {
+async function profileFrames(video: TestVideo, minFaceSize: number, embedderName: string | undefined): Promise<ProfileResult> {
   const registry = ModelRegistry.load();
   const stages = (['pnet', 'rnet', 'onet'] as const).map((stage) => {
     const e = registry.models.find((m) => m.role === 'detector' && m.stage === stage && m.default);
     if (!e) throw new Error(`no default MTCNN ${stage}`);
     return e;
   });
-  const embEntry = registry.defaultFor('embedder');
+  const embEntry = embedderName ? registry.get(embedderName) : registry.defaultFor('embedder');
   await registry.ensure([...stages, embEntry]);
   const sinks = { pnet: { ms: 0, runs: 0 }, rnet: { ms: 0, runs: 0 }, onet: { ms: 0, runs: 0 }, embed: { ms: 0, runs: 0 } };
   const [pnet, rnet, onet, emb] = await Promise.all([
@@ -852,7 +857,7 @@ function readmeSection(r: Results): string {
       '(the machine was shared with another job: see "machine busy" and "load").',
     `Each camera: 1280×720 H.264, ${FPS} fps, served over RTSP/TCP by GStreamer's RTSP server on loopback (one server per camera), ` +
       `analysed at fps ${FPS} (the newest frame is taken whenever the pipeline is free), 1280×720; a looped ${r.setup.videoSeconds as number}-s video of face-api's demo photos ${SAMPLES.map((s) => `sample${s}`).join(', ')} ` +
-      `(${FACE_SECONDS} s each after a ${GAP_SECONDS}-s grey gap), the people of sample1 enrolled; score fusion (recognition.fuseWith): ${String(r.setup.fuseWith ?? 'auto')}; broker: ${r.setup.broker as string}; ` +
+      `(${FACE_SECONDS} s each after a ${GAP_SECONDS}-s grey gap), the people of sample1 enrolled; embedder (recognition.embedder): ${String(r.setup.embedder ?? 'dlib-resnet')}; score fusion (recognition.fuseWith): ${String(r.setup.fuseWith ?? 'auto')}; broker: ${r.setup.broker as string}; ` +
       `events with cooldown 0, minVotes 1, unknowns reported (every photo shown makes new tracks and events). ` +
       `${r.setup.warmupSeconds as number} s warm-up, then ${r.setup.seconds as number} s measured per camera count; the 1-camera agent runs on for the soak.`,
     '',
@@ -903,7 +908,7 @@ async function main(): Promise<void> {
   let mosquitto: Mosquitto | undefined;
   let stopEmbedded: (() => Promise<void>) | undefined;
   try {
-    await prepareDemoGallery(dataDir);
+    await prepareDemoGallery(dataDir, dataDir, options.embedder);
     let brokerUrl: string;
     let brokerPid: number | undefined;
     if (options.broker === 'mosquitto') {
@@ -950,7 +955,7 @@ async function main(): Promise<void> {
     if (options.profile === 'on' || (options.profile === 'auto' && missed)) {
       log('profiling the frame time offline (detect / warp / embed)');
       try {
-        profile = await profileFrames(video, 40);
+        profile = await profileFrames(video, 40, options.embedder);
       } catch (err) {
         log(`profile failed: ${(err as Error).message}`);
       }
@@ -991,6 +996,7 @@ async function main(): Promise<void> {
         warmupSeconds: options.warmupSeconds,
         cameras: options.cameras,
         fuseWith: options.fuseWith,
+        embedder: options.embedder ?? ModelRegistry.load().defaultFor('embedder').name,
       },
       windows,
       soak,
