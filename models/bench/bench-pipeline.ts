@@ -88,7 +88,7 @@ interface Options {
   /** recognition.fuseWith of the agent under test (its default: auto). */
   fuseWith: string;
   /** recognition.embedder of the agent under test (default: the manifest's default embedder). */
-  embedder?: string;
+  embedder: string;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -104,6 +104,7 @@ function parseOptions(argv: string[]): Options {
     broker: mosquittoAvailable() ? 'mosquitto' : 'embedded',
     profile: 'auto',
     fuseWith: 'auto',
+    embedder: ModelRegistry.load().defaultFor('embedder').name,
   };
   const value = (i: number, flag: string): string => {
     const v = argv[i + 1];
@@ -496,7 +497,7 @@ async function runCameras(env: Env, count: number, soakSeconds: number | null): 
         cameras: servers.map((s, i) => ({ name: `cam${i + 1}`, url: s.url, fps: FPS, width: WIDTH, height: HEIGHT })),
         mqtt: { url: env.brokerUrl, statsIntervalSeconds: 30 },
         events: { cooldownSeconds: 0, minVotes: 1, reportUnknown: true },
-        recognition: { fuseWith: options.fuseWith, ...(options.embedder ? { embedder: options.embedder } : {}) },
+        recognition: { fuseWith: options.fuseWith, embedder: options.embedder },
       },
       'bench:pipeline',
     );
@@ -680,14 +681,14 @@ function decodeFrames(ffmpeg: string, video: string, fps: number, count: number)
   });
 }
 
-async function profileFrames(video: TestVideo, minFaceSize: number, embedderName: string | undefined): Promise<ProfileResult> {
+async function profileFrames(video: TestVideo, minFaceSize: number, embedderName: string): Promise<ProfileResult> {
   const registry = ModelRegistry.load();
   const stages = (['pnet', 'rnet', 'onet'] as const).map((stage) => {
     const e = registry.models.find((m) => m.role === 'detector' && m.stage === stage && m.default);
     if (!e) throw new Error(`no default MTCNN ${stage}`);
     return e;
   });
-  const embEntry = embedderName ? registry.get(embedderName) : registry.defaultFor('embedder');
+  const embEntry = registry.get(embedderName);
   await registry.ensure([...stages, embEntry]);
   const sinks = { pnet: { ms: 0, runs: 0 }, rnet: { ms: 0, runs: 0 }, onet: { ms: 0, runs: 0 }, embed: { ms: 0, runs: 0 } };
   const [pnet, rnet, onet, emb] = await Promise.all([
@@ -857,7 +858,7 @@ function readmeSection(r: Results): string {
       '(the machine was shared with another job: see "machine busy" and "load").',
     `Each camera: 1280×720 H.264, ${FPS} fps, served over RTSP/TCP by GStreamer's RTSP server on loopback (one server per camera), ` +
       `analysed at fps ${FPS} (the newest frame is taken whenever the pipeline is free), 1280×720; a looped ${r.setup.videoSeconds as number}-s video of face-api's demo photos ${SAMPLES.map((s) => `sample${s}`).join(', ')} ` +
-      `(${FACE_SECONDS} s each after a ${GAP_SECONDS}-s grey gap), the people of sample1 enrolled; embedder (recognition.embedder): ${String(r.setup.embedder ?? 'dlib-resnet')}; score fusion (recognition.fuseWith): ${String(r.setup.fuseWith ?? 'auto')}; broker: ${r.setup.broker as string}; ` +
+      `(${FACE_SECONDS} s each after a ${GAP_SECONDS}-s grey gap), the people of sample1 enrolled; embedder (recognition.embedder): ${r.setup.embedder as string}; score fusion (recognition.fuseWith): ${String(r.setup.fuseWith ?? 'auto')}; broker: ${r.setup.broker as string}; ` +
       `events with cooldown 0, minVotes 1, unknowns reported (every photo shown makes new tracks and events). ` +
       `${r.setup.warmupSeconds as number} s warm-up, then ${r.setup.seconds as number} s measured per camera count; the 1-camera agent runs on for the soak.`,
     '',
@@ -996,7 +997,7 @@ async function main(): Promise<void> {
         warmupSeconds: options.warmupSeconds,
         cameras: options.cameras,
         fuseWith: options.fuseWith,
-        embedder: options.embedder ?? ModelRegistry.load().defaultFor('embedder').name,
+        embedder: options.embedder,
       },
       windows,
       soak,
