@@ -25,7 +25,7 @@ export interface ModelEntry {
   inputs: TensorSpec[];
   outputs: TensorSpec[];
   /** Embedders: the aligned chip they expect. */
-  chip?: { template: string; width: number; height: number };
+  chip?: ChipSpec;
   /** Embedders: the verification threshold on Euclidean distance (from `facegate eval`). */
   threshold?: number;
   /** Parameters and multiply-accumulates per input, counted from the graph. */
@@ -36,6 +36,21 @@ export interface ModelEntry {
   pruning?: PruningInfo;
   /** Embedders: the occlusion mask dictionary built for exactly this file (models/occlusion). */
   occlusion?: OcclusionMasksInfo;
+}
+
+export interface ChipSpec {
+  template: string;
+  width: number;
+  height: number;
+  /**
+   * Zoomed-out views: for each s (> 1) a second chip of the same face, 1/s as large about the
+   * template's landmark centroid, cut from the frame (so it shows more of the face's surroundings).
+   * The face's wide representation (FaceEmbeddingResult.wide) is the mean over the chip and its
+   * views; the occlusion dictionary is fitted on it, and occlusion-aware matching compares a face
+   * not taken for confidently clean in it. The plain embedding (and so `threshold`) stays the
+   * chip's own. Part of the model's calibration, so it lives here.
+   */
+  views?: number[];
 }
 
 export interface OcclusionMasksInfo {

@@ -16,7 +16,7 @@ import { enrollFromImages } from '../agent/recognition/enrollment.js';
 import { type AnalyzedFace, FaceAnalyzer } from '../agent/recognition/face-analyzer.js';
 import { Gallery, patternModel } from '../agent/recognition/gallery.js';
 import { thresholdsFor } from '../agent/recognition/matcher.js';
-import { CLEAN_PATTERN, mirrorMap, OcclusionDictionary, projectMasked } from '../agent/recognition/occlusion-masks.js';
+import { CLEAN_PATTERN, ensembleMean, mirrorMap, OcclusionDictionary, projectMasked, WIDE_SPACE } from '../agent/recognition/occlusion-masks.js';
 import { OcclusionAwareMatcher } from '../agent/recognition/occlusion-matcher.js';
 import { pickCentralFace } from '../agent/evaluation/run-eval.js';
 import { decodeImage, type RgbImage } from '../agent/vision/image.js';
@@ -52,6 +52,13 @@ for (const { embedder, masksPairWithPlain } of EMBEDDERS) describe(`occlusion ma
     await analyzer?.close();
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
+
+  /** The representation the masks read: the face's own, or with views its wide one (the classifier reads the chip's maps). */
+  function seen(f: AnalyzedFace): { embedding: Float32Array; features: Float32Array; mirrorFeatures?: Float32Array } {
+    const r = masks.representation(f);
+    assert.ok(r?.features, `${embedder}: the face has the representation its masks read, with its feature map`);
+    return { embedding: r.embedding, features: r.features, ...(r.mirrorFeatures ? { mirrorFeatures: r.mirrorFeatures } : {}) };
+  }
 
   /** Every face of a sample photo, analysed (with feature maps). */
   async function faces(image: RgbImage): Promise<AnalyzedFace[]> {
@@ -100,10 +107,15 @@ for (const { embedder, masksPairWithPlain } of EMBEDDERS) describe(`occlusion ma
     assert.equal(masks.usesEnsemble({ pattern: 'lower-face', regions: ['mouth'], score: 0.9 }), false, 'predicted occluded: its pattern space');
     // The calibration maps a mean of log10 FARs to a log10 FAR, rising with it; the rail keeps it
     // within maxGain of the plain space's.
-    const scores = [-4, -3, -2, -1.5, -1, -0.5].map((mean) => masks.ensembleLog10Far(mean, 0));
+    const scores = [-4, -3, -2, -1.5, -1, -0.5].map((mean) => masks.ensembleLog10Far(0, 3 * mean, 3));
     for (let k = 1; k < scores.length; k++) assert.ok((scores[k] as number) >= (scores[k - 1] as number), `rising: ${scores.join(', ')}`);
-    assert.equal(masks.ensembleLog10Far(-4, -1), -1 - ensemble.maxGain, 'no more than maxGain below the plain score');
-    assert.ok(masks.ensembleLog10Far(-1, -3) >= -3 - ensemble.maxGain);
+    assert.equal(masks.ensembleLog10Far(-1, 5 * -8, 5), -1 - ensemble.maxGain, 'no more than maxGain below the plain score');
+    assert.ok(masks.ensembleLog10Far(-3, -5, 5) >= -3 - ensemble.maxGain);
+    // The mean: the plain space weighs plainWeight, the pattern spaces share the rest; without a weight all weigh the same.
+    assert.equal(ensembleMean(0.5, -2, -3 + -1, 2), 0.5 * -2 + 0.5 * -2);
+    assert.equal(ensembleMean(0.25, -4, -8, 2), 0.25 * -4 + 0.75 * -4);
+    assert.equal(ensembleMean(undefined, -3, -3, 2), -2);
+    assert.equal(ensembleMean(0.5, -3, 0, 0), -3, 'no pattern space compared: the plain score');
     // A broken calibration is refused when the dictionary loads.
     const registry = ModelRegistry.load();
     const path = join(registry.dir, registry.get(embedder).occlusion?.path ?? assert.fail('occlusion path'));
@@ -223,8 +235,10 @@ for (const { embedder, masksPairWithPlain } of EMBEDDERS) describe(`occlusion ma
       const model = analyzer.embedder.entry.name;
       const summary = gallery.list().find((i) => i.name === people[0]?.name);
       assert.deepEqual(summary?.models, { [model]: 1 });
-      assert.deepEqual(summary?.occlusionEmbeddings, { [model]: masks.patterns.size }, 'one embedding per pattern');
-      for (const pattern of masks.patterns.keys()) assert.equal(gallery.embeddingsFor(patternModel(model, pattern)).filter((e) => e.identity === people[0]?.name).length, 1, `${pattern} embedding stored`);
+      const wide = masks.plainSpace === WIDE_SPACE ? 1 : 0;
+      assert.equal(wide, analyzer.embedder.chip.views?.length ? 1 : 0, 'the masks read the wide representation exactly when the embedder has views');
+      assert.deepEqual(summary?.occlusionEmbeddings, { [model]: masks.patterns.size + wide }, 'one embedding per pattern (and the wide one with views)');
+      for (const pattern of [...masks.patterns.keys(), ...(wide ? [WIDE_SPACE] : [])]) assert.equal(gallery.embeddingsFor(patternModel(model, pattern)).filter((e) => e.identity === people[0]?.name).length, 1, `${pattern} embedding stored`);
 
       const matcher = new OcclusionAwareMatcher(model, thresholdsFor(analyzer.embedder.entry), masks);
       matcher.reload(gallery, true);
@@ -264,7 +278,7 @@ for (const { embedder, masksPairWithPlain } of EMBEDDERS) describe(`occlusion ma
         if (m.occlusion?.pattern !== 'lower-face') continue;
         assert.equal(m.masked, true);
         // A face mask keeps the lower-face space alone, unless the plain space is the robust one.
-        if (masksPairWithPlain) assert.deepEqual(matcher.place(probe).withPlain, probe.embedding, 'a masked face: its pattern space paired with the plain space');
+        if (masksPairWithPlain) assert.deepEqual(matcher.place(probe).withPlain, seen(probe).embedding, 'a masked face: its pattern space paired with the plain space');
         else assert.equal(matcher.place(probe).withPlain, undefined, 'a masked face: its pattern space alone');
         if (m.identity === p.name) right++;
         else if (m.identity !== null) wrong.push(`${p.name} as ${m.identity}`);
@@ -282,10 +296,13 @@ for (const { embedder, masksPairWithPlain } of EMBEDDERS) describe(`occlusion ma
         assert.ok(placed.withPlain, 'sunglasses: the eyes space paired with the plain space');
         const scores = matcher.scoreIdentities(probe, masks, placed);
         const inPattern = placed.matcher.nearestPerIdentity(placed.query);
-        const inPlain = matcher.plain.nearestPerIdentity(probe.embedding);
+        // The plain side of a face not taken for confidently clean: with views, its wide embedding in the wide space.
+        const plainSide = matcher.uncertainPlain;
+        assert.equal(plainSide.space, masks.plainSpace);
+        const inPlain = plainSide.matcher.nearestPerIdentity(seen(probe).embedding);
         scores.names.forEach((name, i) => {
           const far = masks.log10Far('eyes', inPattern.distances[inPattern.names.indexOf(name)] as number);
-          const plainFar = masks.log10Far(CLEAN_PATTERN, inPlain.distances[inPlain.names.indexOf(name)] as number);
+          const plainFar = masks.log10Far(plainSide.space, inPlain.distances[inPlain.names.indexOf(name)] as number);
           assert.equal(scores.log10Far[i], masks.pairedLog10Far('eyes', far, plainFar), `${name}: paired score`);
         });
         const m = matcher.match(probe);
@@ -297,6 +314,7 @@ for (const { embedder, masksPairWithPlain } of EMBEDDERS) describe(`occlusion ma
       // the decision rests on the best of those scores.
       const rail = masks.header.ensemble?.maxGain ?? assert.fail('ensemble');
       let ensembled = 0;
+      const uncertain: AnalyzedFace[] = [];
       for (const p of people) {
         for (const kind of ['hand', 'random40', 'object'] as const) {
           const probe = await occludedProbe(p.file, kind);
@@ -304,15 +322,40 @@ for (const { embedder, masksPairWithPlain } of EMBEDDERS) describe(`occlusion ma
           const placed = matcher.place(probe);
           if (!placed.ensemble) continue;
           ensembled++;
+          uncertain.push(probe);
           const scores = matcher.scoreIdentities(probe, masks, placed);
-          const plainScores = matcher.plain.nearestPerIdentity(probe.embedding);
+          const { space, matcher: plainMatcher } = matcher.uncertainPlain;
+          const plainScores = plainMatcher.nearestPerIdentity(seen(probe).embedding);
           assert.equal(scores.names, plainScores.names);
-          scores.log10Far.forEach((v, i) => assert.ok(v >= masks.log10Far(CLEAN_PATTERN, plainScores.distances[i] as number) - rail - 1e-9, `${scores.names[i]}: ${v}`));
+          scores.log10Far.forEach((v, i) => assert.ok(v >= masks.log10Far(space, plainScores.distances[i] as number) - rail - 1e-9, `${scores.names[i]}: ${v}`));
           const m = matcher.match(probe);
           assert.ok('log10Far' in m && m.log10Far === Math.min(...scores.log10Far), 'the decision rests on the best ensemble score');
         }
       }
       assert.ok(ensembled >= 1, `${ensembled} occluded faces matched in every space`);
+      if (wide) {
+        // A gallery enrolled before the views (no wide embeddings): such faces take the plain path
+        // instead of comparing wide embeddings with nothing.
+        const olderDir = mkdtempSync(join(tmpdir(), 'facegate-occl-older-'));
+        dirs.push(olderDir);
+        const older = Gallery.open(olderDir);
+        try {
+          const kept = [model, ...[...masks.patterns.keys()].map((pattern) => patternModel(model, pattern))];
+          for (const p of people) older.enroll(p.name, kept.flatMap((m) => gallery.embeddingsFor(m).filter((e) => e.identity === p.name).map((e) => ({ embedding: e.embedding, model: m, source: 'older.jpg' }))));
+          const olderMatcher = new OcclusionAwareMatcher(model, thresholdsFor(analyzer.embedder.entry), masks);
+          olderMatcher.reload(older, true);
+          assert.equal(olderMatcher.identitiesWithoutPatterns(), people.length, 'every identity lacks its wide embedding');
+          for (const probe of uncertain) {
+            const placed = olderMatcher.place(probe);
+            assert.equal(placed.space, CLEAN_PATTERN);
+            assert.equal(placed.ensemble, undefined);
+            assert.deepEqual(placed.query, probe.embedding, 'the chip\'s own embedding');
+            assert.equal(olderMatcher.match(probe).identity, olderMatcher.plain.match(probe.embedding).identity);
+          }
+        } finally {
+          older.close();
+        }
+      }
       // The match threshold stands at a false-accept rate of about 1e-2 to 1e-3 per comparison (the
       // dictionary's calibration), and here ~50 masked impostor comparisons are made, so one look-alike
       // under a mask is within that rate (mobilefacenet takes s1-2 for s3-0, two young blonde women);

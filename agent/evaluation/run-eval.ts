@@ -227,8 +227,10 @@ function cached(masks: OcclusionDictionary, face: FaceEmbeddingResult): MaskedEn
   if (!perFace) maskedCache.set(masks, (perFace = new WeakMap()));
   let entry = perFace.get(face);
   if (!entry) {
-    const oriented = face.features ? masks.orient(face.features, face.mirrorFeatures) : undefined;
-    const prediction = oriented ? masks.predictOriented(oriented) : undefined;
+    // The classifier reads the chip's maps; the masks the representation they were fitted on (with views, the wide one).
+    const seen = masks.representation(face);
+    const oriented = seen?.features && face.features ? masks.orient(seen.features, seen.mirrorFeatures) : undefined;
+    const prediction = oriented && face.features ? masks.predictOriented(seen === face ? oriented : masks.orient(face.features, face.mirrorFeatures)) : undefined;
     entry = { ...(oriented ? { oriented } : {}), pattern: prediction?.pattern ?? CLEAN_PATTERN, ensemble: prediction ? masks.usesEnsemble(prediction) : false, spaces: new Map() };
     perFace.set(face, entry);
   }
@@ -255,10 +257,13 @@ function maskedOf(masks: OcclusionDictionary, face: FaceEmbeddingResult, pattern
  * when the dictionary has a space ensemble — the calibrated mean of the log10 FARs in every space.
  */
 export function maskedScore(masks: OcclusionDictionary, gallery: FaceEmbeddingResult, probe: FaceEmbeddingResult): number {
+  const plain = (): number => masks.log10Far(CLEAN_PATTERN, euclideanDistance(gallery.embedding, probe.embedding));
+  // A probe not taken for confidently clean is compared plainly in the dictionary's plain space (with views, the wide one).
+  const [g0, q0] = [masks.representation(gallery), masks.representation(probe)];
+  const nonCleanPlain = (): number => (g0 && q0 ? masks.log10Far(masks.plainSpace, euclideanDistance(g0.embedding, q0.embedding)) : plain());
   if (cached(masks, probe).ensemble) {
-    const plain = masks.log10Far(CLEAN_PATTERN, euclideanDistance(gallery.embedding, probe.embedding));
-    let sum = plain;
-    let n = 1;
+    let sum = 0;
+    let n = 0;
     for (const pattern of masks.patterns.keys()) {
       const g = maskedOf(masks, gallery, pattern);
       const q = maskedOf(masks, probe, pattern);
@@ -266,15 +271,14 @@ export function maskedScore(masks: OcclusionDictionary, gallery: FaceEmbeddingRe
       sum += masks.log10Far(pattern, euclideanDistance(g, q));
       n++;
     }
-    return masks.ensembleLog10Far(sum / n, plain);
+    return masks.ensembleLog10Far(nonCleanPlain(), sum, n);
   }
   const pattern = predictedPattern(masks, probe);
   const g = pattern === CLEAN_PATTERN ? undefined : maskedOf(masks, gallery, pattern);
   const q = pattern === CLEAN_PATTERN ? undefined : maskedOf(masks, probe, pattern);
-  const plain = (): number => masks.log10Far(CLEAN_PATTERN, euclideanDistance(gallery.embedding, probe.embedding));
   if (!g || !q) return plain();
   const far = masks.log10Far(pattern, euclideanDistance(g, q));
-  return masks.pairsWithPlain(pattern) ? masks.pairedLog10Far(pattern, far, plain()) : far;
+  return masks.pairsWithPlain(pattern) ? masks.pairedLog10Far(pattern, far, nonCleanPlain()) : far;
 }
 
 /** How many faces predict each pattern, and (`all spaces`) how many are matched by the space ensemble. */

@@ -20,7 +20,16 @@ export interface FaceEmbeddingResult {
   mirrorFeatures?: Float32Array;
   /** The same face embedded by the companion embedder (score fusion), from its own chip. */
   companion?: FaceEmbeddingResult;
+  /**
+   * The face seen wide (embedders with `chip.views`): embedding and maps averaged over the chip and
+   * its zoomed-out views. Occlusion-aware matching compares a face it does not take for confidently
+   * clean in this representation (occlusion-matcher.ts); the fields above stay the chip's alone.
+   */
+  wide?: WideEmbedding;
 }
+
+/** A face's representation averaged over its chip and zoomed-out views (FaceEmbeddingResult.wide). */
+export type WideEmbedding = Pick<FaceEmbeddingResult, 'embedding' | 'features' | 'mirrorFeatures'>;
 
 export class FaceEmbedder {
   readonly dims: number;

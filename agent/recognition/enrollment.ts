@@ -7,7 +7,7 @@ import { decodeImage } from '../vision/image.js';
 import type { FaceEmbedder, FaceEmbeddingResult } from './embedder.js';
 import type { AnalyzedFace, FaceAnalyzer } from './face-analyzer.js';
 import { type EnrollItem, type Gallery, patternModel } from './gallery.js';
-import type { OcclusionDictionary } from './occlusion-masks.js';
+import { type OcclusionDictionary, WIDE_SPACE } from './occlusion-masks.js';
 
 export interface EnrolledImage {
   file: string;
@@ -55,7 +55,7 @@ export async function embedEnrollmentInputs(analyzer: FaceAnalyzer, inputs: read
 
 /**
  * The gallery items of one enrolled face: its embedding (with the photo), and with occlusion masks
- * its embedding under every pattern, so a masked probe is compared with a gallery masked the same
+ * its embedding under every pattern (and, for an embedder with views, its wide embedding), so a masked probe is compared with a gallery masked the same
  * way; when fusing, the same for the companion embedder. `models` limits which embedders' items
  * are made (re-embedding fills in only the missing ones).
  */
@@ -69,9 +69,12 @@ function itemsFor(analyzer: FaceAnalyzer, face: AnalyzedFace, source: string, ph
     if (!result || (models && !models.has(model))) continue;
     // The photo is kept once, with the first item made of it.
     items.push({ embedding: result.embedding, model, source, ...(photo && items.length === 0 ? { photo } : {}) });
-    if (masks && result.features) {
-      const oriented = masks.orient(result.features, result.mirrorFeatures);
+    // The masks read the representation they were fitted on; with views the wide embedding is kept too.
+    const seen = masks?.representation(result);
+    if (masks && seen?.features) {
+      const oriented = masks.orient(seen.features, seen.mirrorFeatures);
       for (const pattern of masks.patterns.keys()) items.push({ embedding: masks.maskedEmbeddingOriented(pattern, oriented), model: patternModel(model, pattern), source });
+      if (masks.plainSpace === WIDE_SPACE) items.push({ embedding: seen.embedding, model: patternModel(model, WIDE_SPACE), source });
     }
   }
   return items;

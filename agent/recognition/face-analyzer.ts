@@ -4,13 +4,13 @@
 import { type ModelEntry, ModelRegistry } from '../inference/model-registry.js';
 import { batchedSession } from '../inference/batched-session.js';
 import { createSession, type ModelSession, type SessionOptions } from '../inference/onnx-session.js';
-import { alignmentTransform, type ChipTemplate, warpChips } from '../vision/align.js';
+import { alignmentTransform, type ChipTemplate, warpChips, zoomedView } from '../vision/align.js';
 import type { Affine } from '../vision/geometry.js';
 import type { RgbImage } from '../vision/image.js';
 import { type DetectedFace, MtcnnDetector, type MtcnnOptions } from '../vision/mtcnn.js';
 import { loadOpenCv, type OpenCv } from '../vision/opencv.js';
 import { loadTemplate } from '../vision/templates.js';
-import { FaceEmbedder, type FaceEmbeddingResult } from './embedder.js';
+import { FaceEmbedder, type FaceEmbeddingResult, type WideEmbedding } from './embedder.js';
 import { OcclusionDictionary } from './occlusion-masks.js';
 import { resolveCompanion, ScoreFusion } from './score-fusion.js';
 
@@ -50,7 +50,10 @@ export interface FaceAnalyzerOptions {
 /** One face's chips: the embedder's, and the companion's (its own template) when fusing. */
 export interface FaceChips {
   chip: RgbImage;
+  /** The embedder's zoomed-out views of the face (its manifest's `chip.views`), averaged in. */
+  views?: RgbImage[];
   companionChip?: RgbImage;
+  companionViews?: RgbImage[];
 }
 
 /** The second embedder of a score fusion, with what matching needs of it. */
@@ -157,12 +160,29 @@ export class FaceAnalyzer {
     return { chips: warpChips(this.cv, image, transforms, this.template.width, this.template.height), transforms };
   }
 
-  /** Every face's chips: the embedder's, and the companion's when fusing. */
+  /**
+   * Each face's zoomed-out views for the embedder (its manifest's `chip.views`; none for most
+   * models), cut from the image around the chips' transforms.
+   */
+  views(image: RgbImage, transforms: readonly Affine[]): RgbImage[][] {
+    return cutViews(this.cv, image, transforms, this.template, this.embedder.chip.views ?? []);
+  }
+
+  /** Every face's chips: the embedder's (with its views), and the companion's when fusing. */
   faceChips(image: RgbImage, faces: readonly Pick<DetectedFace, 'landmarks'>[]): { items: FaceChips[]; transforms: Affine[] } {
     const { chips, transforms } = this.chips(image, faces);
-    const companion = this.fusion?.companion.template;
-    const second = companion ? warpChips(this.cv, image, faces.map((f) => alignmentTransform(f.landmarks, companion)), companion.width, companion.height) : undefined;
-    return { items: chips.map((chip, i) => (second ? { chip, companionChip: second[i] as RgbImage } : { chip })), transforms };
+    const views = this.views(image, transforms);
+    const companion = this.fusion?.companion;
+    const companionTransforms = companion ? faces.map((f) => alignmentTransform(f.landmarks, companion.template)) : [];
+    const second = companion ? warpChips(this.cv, image, companionTransforms, companion.template.width, companion.template.height) : undefined;
+    const secondViews = companion ? cutViews(this.cv, image, companionTransforms, companion.template, companion.embedder.chip.views ?? []) : [];
+    const items = chips.map((chip, i): FaceChips => ({
+      chip,
+      ...(views[i]?.length ? { views: views[i] } : {}),
+      ...(second ? { companionChip: second[i] as RgbImage } : {}),
+      ...(secondViews[i]?.length ? { companionViews: secondViews[i] } : {}),
+    }));
+    return { items, transforms };
   }
 
   /**
@@ -176,16 +196,16 @@ export class FaceAnalyzer {
     primary: (chips: RgbImage[]) => Promise<FaceEmbeddingResult[]> = (c) => this.embedder.embedFaces(c),
     options: { skip?: boolean; onError?: (err: Error) => void } = {},
   ): Promise<FaceEmbeddingResult[]> {
-    const results = await primary(items.map((i) => i.chip));
+    const results = await embedWithViews(items.map((i) => [i.chip, ...(i.views ?? [])]), primary);
     const companion = this.fusion?.companion.embedder;
     if (!companion || options.skip || results.length === 0) return results;
     const chips = items.map((i, k) => {
       if (!i.companionChip) throw new Error(`face ${k} has no chip for the companion embedder ${companion.entry.name}`);
-      return i.companionChip;
+      return [i.companionChip, ...(i.companionViews ?? [])];
     });
     let second: FaceEmbeddingResult[];
     try {
-      second = await companion.embedFaces(chips);
+      second = await embedWithViews(chips, (c) => companion.embedFaces(c));
     } catch (err) {
       if (!options.onError) throw err;
       options.onError(err as Error);
@@ -212,4 +232,39 @@ export class FaceAnalyzer {
   async close(): Promise<void> {
     await Promise.all(this.sessions.map((s) => s.release()));
   }
+}
+
+/** Each face's zoomed-out views (one warp for all faces and scales); [] per face without scales. */
+function cutViews(cv: OpenCv, image: RgbImage, transforms: readonly Affine[], template: ChipTemplate, scales: readonly number[]): RgbImage[][] {
+  if (scales.length === 0) return transforms.map(() => []);
+  const all = warpChips(cv, image, transforms.flatMap((t) => scales.map((s) => zoomedView(t, template, s))), template.width, template.height);
+  return transforms.map((_, i) => all.slice(i * scales.length, (i + 1) * scales.length));
+}
+
+/**
+ * Embeds every face's chips (its chip, then its views) in one run. Each face's result is its chip's;
+ * with views it carries `wide`: the embedding and both feature maps averaged over chip and views.
+ */
+export async function embedWithViews(faces: readonly RgbImage[][], embed: (chips: RgbImage[]) => Promise<FaceEmbeddingResult[]>): Promise<FaceEmbeddingResult[]> {
+  if (faces.every((f) => f.length === 1)) return embed(faces.map((f) => f[0] as RgbImage));
+  const results = await embed(faces.flat());
+  let at = 0;
+  return faces.map((chips) => {
+    const group = results.slice(at, (at += chips.length));
+    const own = group[0] as FaceEmbeddingResult;
+    return group.length === 1 ? own : { ...own, wide: averageResults(group) };
+  });
+}
+
+function averageResults(group: readonly FaceEmbeddingResult[]): WideEmbedding {
+  const mean = (pick: (r: FaceEmbeddingResult) => Float32Array | undefined): Float32Array | undefined => {
+    const rows = group.map(pick);
+    if (rows.some((r) => r === undefined)) return undefined;
+    const out = new Float32Array((rows[0] as Float32Array).length);
+    for (const r of rows as Float32Array[]) for (let k = 0; k < out.length; k++) out[k] = (out[k] as number) + (r[k] as number) / rows.length;
+    return out;
+  };
+  const features = mean((r) => r.features);
+  const mirrorFeatures = mean((r) => r.mirrorFeatures);
+  return { embedding: mean((r) => r.embedding) as Float32Array, ...(features ? { features } : {}), ...(mirrorFeatures ? { mirrorFeatures } : {}) };
 }

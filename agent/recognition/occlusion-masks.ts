@@ -11,9 +11,17 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ModelEntry } from '../inference/model-registry.js';
+import type { FaceEmbeddingResult, WideEmbedding } from './embedder.js';
 import type { MatchThresholds } from './matcher.js';
 
 export const CLEAN_PATTERN = 'clean';
+/**
+ * The plain space of the wide representation (FaceEmbeddingResult.wide: chip and zoomed-out views
+ * averaged), for embedders with `chip.views`: a face not taken for confidently clean is compared
+ * there, and its pattern spaces read its wide maps. Gallery embeddings are stored under
+ * patternModel(model, WIDE_SPACE).
+ */
+export const WIDE_SPACE = 'wide';
 
 /**
  * One part of a pattern's embedding: `size` outputs of the projection, centred on the pattern's
@@ -46,7 +54,8 @@ export interface OcclusionPatternHeader {
 
 export interface OcclusionDictionaryHeader {
   format: 'facegate-occlusion-masks/1';
-  embedder: { name: string; sha256: string };
+  /** `views`: the zoomed-out views the embedder averaged in when the masks were fitted (manifest `chip.views`). */
+  embedder: { name: string; sha256: string; views?: number[] };
   /** Shape of the `features` output the masks act on: [C, H, W]. */
   featureShape: [number, number, number];
   patterns: OcclusionPatternHeader[];
@@ -58,7 +67,14 @@ export interface OcclusionDictionaryHeader {
    * space. Distances of different spaces are compared through their FAR, and a pattern's thresholds
    * are those with the same FAR as the plain thresholds.
    */
-  far: { log10From: number; log10Step: number; plain: number[] };
+  far: {
+    log10From: number;
+    log10Step: number;
+    /** The plain space: the chip's own embeddings. */
+    plain: number[];
+    /** WIDE_SPACE: the wide embeddings (only for embedders with views, whose maps the masks were fitted on). */
+    wide?: number[];
+  };
   /** Matching in every space at once for faces predicted clean without confidence (see SpaceEnsembleHeader); absent in older files. */
   ensemble?: SpaceEnsembleHeader;
   /** Floats in the blob. */
@@ -91,6 +107,11 @@ export interface SpaceEnsembleHeader {
    */
   maxGain: number;
   /**
+   * Weight of the plain space's log10 FAR in the mean (the pattern spaces share the rest equally);
+   * absent in older files: every space weighs the same.
+   */
+  plainWeight?: number;
+  /**
    * A face predicted occluded is scored in its pattern's space *and* the plain space: the weighted
    * mean of its two log10 FARs, mapped through that mean's own impostor curve for the pattern. The
    * pattern's mask and projection discard what the occluder corrupts; the plain embedding keeps
@@ -112,6 +133,17 @@ export interface PlainPairing {
 /** The pairing's uncalibrated score (PlainPairing): the weighted mean of a comparison's log10 FARs in its pattern's and the plain space. */
 export function pairedMean(plainWeight: number, patternLog10Far: number, plainLog10Far: number): number {
   return (1 - plainWeight) * patternLog10Far + plainWeight * plainLog10Far;
+}
+
+/**
+ * The space ensemble's uncalibrated score (SpaceEnsembleHeader): `plainWeight` × the plain space's
+ * log10 FAR + the rest shared equally by the pattern spaces compared; without a weight (older
+ * files) every space weighs the same.
+ */
+export function ensembleMean(plainWeight: number | undefined, plainLog10Far: number, patternSum: number, patternCount: number): number {
+  if (patternCount === 0) return plainLog10Far;
+  if (plainWeight === undefined) return (plainLog10Far + patternSum) / (patternCount + 1);
+  return plainWeight * plainLog10Far + ((1 - plainWeight) * patternSum) / patternCount;
 }
 
 /** log10 FAR of a distance on a calibrated curve (linear between grid points; below the grid it keeps falling, so order is kept). */
@@ -174,7 +206,11 @@ export function mirrorMap(map: Float32Array, [c, h, w]: readonly [number, number
   return out;
 }
 
+/** What a dictionary is checked against: the embedder's name, model file and views. */
+export type DictionaryEmbedder = { name: string; sha256: string; chip?: { views?: number[] } };
+
 /** The map in the chip's orientation: (own + the mirror image's map mirrored back) / 2, as the agent computes it. */
+
 export function orientedFeatures(features: Float32Array, mirrorFeatures: Float32Array | undefined, shape: readonly [number, number, number]): Float32Array {
   if (!mirrorFeatures) return features;
   const back = mirrorMap(mirrorFeatures, shape);
@@ -216,6 +252,9 @@ export class OcclusionDictionary {
       if (curve && (curve.length < 2 || curve.some((v, k) => !Number.isFinite(v) || (k > 0 && v < (curve[k - 1] as number))))) throw new Error(`${source}: ${what} is not a rising curve`);
     };
     if (header.ensemble && !(header.ensemble.maxGain >= 0)) throw new Error(`${source}: ensemble.maxGain must be a number ≥ 0`);
+    const weight = header.ensemble?.plainWeight;
+    if (weight !== undefined && !(weight >= 0 && weight <= 1)) throw new Error(`${source}: ensemble.plainWeight must lie in [0, 1]`);
+    rising(header.far.wide, 'far.wide');
     rising(header.ensemble?.far, 'ensemble.far');
     const pairing = header.ensemble?.withPlain;
     if (pairing) {
@@ -233,14 +272,14 @@ export class OcclusionDictionary {
    * Loads `<path>.json` + `<path>.bin` and checks they belong to the embedder `embedder` (name and
    * sha256 of its model file): masks of another variant would silently drop the wrong elements.
    */
-  static load(path: string, embedder: { name: string; sha256: string }): OcclusionDictionary {
+  static load(path: string, embedder: DictionaryEmbedder): OcclusionDictionary {
     const headerFile = `${path}.json`;
     const blobFile = `${path}.bin`;
     for (const f of [headerFile, blobFile]) if (!existsSync(f)) throw new Error(`occlusion masks: ${f} not found`);
     return OcclusionDictionary.fromFiles(headerFile, readFileSync(headerFile), blobFile, readFileSync(blobFile), embedder);
   }
 
-  private static fromFiles(headerFile: string, headerBytes: Buffer, blobFile: string, bytes: Buffer, embedder: { name: string; sha256: string }): OcclusionDictionary {
+  private static fromFiles(headerFile: string, headerBytes: Buffer, blobFile: string, bytes: Buffer, embedder: DictionaryEmbedder): OcclusionDictionary {
     let header: OcclusionDictionaryHeader;
     try {
       header = JSON.parse(headerBytes.toString('utf8')) as OcclusionDictionaryHeader;
@@ -253,6 +292,10 @@ export class OcclusionDictionary {
         `occlusion masks ${headerFile} belong to embedder ${header.embedder.name} (sha256 ${header.embedder.sha256.slice(0, 12)}…), ` +
           `not to ${embedder.name} (sha256 ${embedder.sha256.slice(0, 12)}…): rebuild them for this variant (npm run models:occlusion -- --model ${embedder.name})`,
       );
+    }
+    const [built, now] = [header.embedder.views ?? [], embedder.chip?.views ?? []];
+    if (built.join() !== now.join()) {
+      throw new Error(`occlusion masks ${headerFile} were fitted on ${embedder.name} averaging views [${built.join(', ')}], and its manifest entry now averages [${now.join(', ')}]: rebuild them (npm run models:occlusion -- --model ${embedder.name})`);
     }
     if (bytes.length !== header.floats * 4) throw new Error(`occlusion masks: ${blobFile} has ${bytes.length} bytes, header says ${header.floats} floats`);
     const blob = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
@@ -302,10 +345,32 @@ export class OcclusionDictionary {
     return orientedFeatures(features, mirrorFeatures, this.featureShape);
   }
 
-  /** log10 FAR of a distance in a space: `clean` (the plain embeddings) or a pattern's. */
+  /**
+   * The space a face not taken for confidently clean is compared in plainly (its own embedding, or
+   * with views its wide one): WIDE_SPACE when the masks were fitted on wide maps, else `clean`.
+   */
+  get plainSpace(): string {
+    return this.header.far.wide ? WIDE_SPACE : CLEAN_PATTERN;
+  }
+
+  /**
+   * The representation of a face the masks read (its wide one when they were fitted on wide maps);
+   * undefined when the face lacks it (embedded without views), which then takes the plain path.
+   * The classifier always reads the chip's own maps (`features`): whether a face is clean is
+   * decided as without views, and a view running off the frame's edge cannot make it look occluded.
+   */
+  representation(face: FaceEmbeddingResult): WideEmbedding | undefined {
+    return this.header.far.wide ? face.wide : face;
+  }
+
+  /** log10 FAR of a distance in a space: `clean` (the plain embeddings), `wide` or a pattern's. */
   log10Far(space: string, distance: number): number {
     const grid = this.header.far;
     if (space === CLEAN_PATTERN) return log10FarAt(grid.plain, grid, distance);
+    if (space === WIDE_SPACE) {
+      if (!grid.wide) throw new Error(`occlusion masks ${this.source}: no wide space (the masks were fitted without views)`);
+      return log10FarAt(grid.wide, grid, distance);
+    }
     const p = this.patterns.get(space);
     if (!p) throw new Error(`occlusion masks: no pattern "${space}"`);
     return log10FarAt(p.far, grid, distance);
@@ -323,13 +388,15 @@ export class OcclusionDictionary {
   }
 
   /**
-   * The ensemble's log10 FAR of a comparison: the mean of its per-space log10 FARs on the ensemble's
-   * calibration, kept within maxGain of the plain space's log10 FAR (`plainLog10Far`).
+   * The ensemble's log10 FAR of a comparison, from its log10 FAR in plainSpace and the sum and count
+   * of its log10 FARs in the pattern spaces: their weighted mean (ensembleMean) on the ensemble's
+   * calibration, kept within maxGain of the plain space's.
    */
-  ensembleLog10Far(meanLog10Far: number, plainLog10Far: number): number {
+  ensembleLog10Far(plainLog10Far: number, patternSum: number, patternCount: number): number {
     const e = this.header.ensemble;
     if (!e) throw new Error(`occlusion masks ${this.source}: no space-ensemble calibration`);
-    return Math.max(scoreLog10FarAt(e.far, this.header.far, meanLog10Far), plainLog10Far - e.maxGain);
+    const mean = ensembleMean(e.plainWeight, plainLog10Far, patternSum, patternCount);
+    return Math.max(scoreLog10FarAt(e.far, this.header.far, mean), plainLog10Far - e.maxGain);
   }
 
   /** Whether a face predicted with `pattern` is scored in that pattern's space and the plain space together (withPlain). */

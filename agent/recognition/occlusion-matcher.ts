@@ -2,10 +2,13 @@
 // sunglasses, a hand…) is embedded with that pattern's mask and projection and compared with the
 // gallery's embeddings made the same way (stored per pattern at enrollment, so the search stays a
 // vector search); a clean face takes the ordinary path. Without a dictionary it is the plain matcher.
+// For an embedder with zoomed-out views (`chip.views`), a face not taken for confidently clean is
+// compared in its wide representation (chip and views averaged): the dictionary's maps and the
+// plain term of the ensemble and pairing are wide, against the gallery's wide embeddings.
 import { type Gallery, patternModel } from './gallery.js';
 import type { FaceEmbeddingResult } from './embedder.js';
 import { type MatchResult, type MatchThresholds, Matcher } from './matcher.js';
-import { CLEAN_PATTERN, type OcclusionDictionary, type OcclusionPrediction } from './occlusion-masks.js';
+import { CLEAN_PATTERN, type OcclusionDictionary, type OcclusionPrediction, WIDE_SPACE } from './occlusion-masks.js';
 
 /** The pattern that means "a face mask" for the event's `masked` flag. */
 export const FACE_MASK_PATTERN = 'lower-face';
@@ -32,8 +35,9 @@ export interface FacePlacement {
    */
   ensemble?: { oriented: Float32Array };
   /**
-   * The face's plain embedding, when it is predicted occluded and its pattern pairs with the plain
-   * space (OcclusionDictionary.pairsWithPlain): it is scored in both.
+   * The face's plain embedding (in the dictionary's plainSpace: with views, its wide one), when it
+   * is predicted occluded and its pattern pairs with the plain space
+   * (OcclusionDictionary.pairsWithPlain): it is scored in both.
    */
   withPlain?: Float32Array;
 }
@@ -122,6 +126,8 @@ export interface FaceMatcher {
 
 export class OcclusionAwareMatcher implements FaceMatcher {
   readonly plain: Matcher;
+  /** The gallery's wide embeddings (embedders with views): the plain space of faces not taken for confidently clean. */
+  private readonly wide?: Matcher;
   private readonly byPattern = new Map<string, Matcher>();
   private readonly alignment = new NameAlignment();
   /** The plain thresholds as log10 FARs: the decision for faces matched by the space ensemble. */
@@ -138,6 +144,13 @@ export class OcclusionAwareMatcher implements FaceMatcher {
       this.byPattern.set(p.name, new Matcher(patternModel(model, p.name), dictionary?.thresholdsIn(p.name, thresholds) ?? thresholds));
     }
     if (dictionary) this.log10Thresholds = log10ThresholdsOf(dictionary, thresholds);
+    // Its decisions go through log10 FARs (ensemble, pairing); the thresholds are the plain ones.
+    if (dictionary?.plainSpace === WIDE_SPACE) this.wide = new Matcher(patternModel(model, WIDE_SPACE), thresholds);
+  }
+
+  /** The plain space of a face not taken for confidently clean: the wide one with views. */
+  get uncertainPlain(): { space: string; matcher: Matcher } {
+    return this.wide ? { space: WIDE_SPACE, matcher: this.wide } : { space: CLEAN_PATTERN, matcher: this.plain };
   }
 
   get identities(): number {
@@ -156,14 +169,14 @@ export class OcclusionAwareMatcher implements FaceMatcher {
   /** How many identities lack embeddings for some pattern (enrolled before the masks existed). */
   identitiesWithoutPatterns(): number {
     let least = this.plain.identities;
-    for (const m of this.byPattern.values()) least = Math.min(least, m.identities);
+    for (const m of [...this.byPattern.values(), ...(this.wide ? [this.wide] : [])]) least = Math.min(least, m.identities);
     return this.plain.identities - least;
   }
 
   /** Reloads every pattern's embeddings when the gallery changed; true when it reloaded. */
   reload(gallery: Pick<Gallery, 'version' | 'embeddingsFor'>, force = false): boolean {
     const changed = this.plain.reload(gallery, force);
-    if (changed) for (const m of this.byPattern.values()) m.reload(gallery, true);
+    if (changed) for (const m of [...this.byPattern.values(), ...(this.wide ? [this.wide] : [])]) m.reload(gallery, true);
     return changed;
   }
 
@@ -175,18 +188,24 @@ export class OcclusionAwareMatcher implements FaceMatcher {
     const dictionary = this.dictionary;
     // Masks belong to one embedder: a face embedded by another (the runtime moved to a variant
     // under GPU pressure) takes the plain path.
-    if (!dictionary || !face.features || face.model !== dictionary.embedderName) return { space: CLEAN_PATTERN, matcher: this.plain, query: face.embedding, masked: false };
-    const oriented = dictionary.orient(face.features, face.mirrorFeatures);
-    const occlusion = dictionary.predictOriented(oriented);
+    // The classifier reads the chip's maps; the masks the representation they were fitted on (with views, the wide one).
+    const seen = dictionary && face.model === dictionary.embedderName ? dictionary.representation(face) : undefined;
+    if (!dictionary || !face.features || !seen?.features) return { space: CLEAN_PATTERN, matcher: this.plain, query: face.embedding, masked: false };
+    const chipMap = dictionary.orient(face.features, face.mirrorFeatures);
+    const oriented = seen === face ? chipMap : dictionary.orient(seen.features, seen.mirrorFeatures);
+    const occlusion = dictionary.predictOriented(chipMap);
     const masked = occlusion.pattern === FACE_MASK_PATTERN;
-    if (dictionary.usesEnsemble(occlusion) && this.anyPatternEnrolled()) {
-      return { space: CLEAN_PATTERN, matcher: this.plain, query: face.embedding, occlusion, masked, ensemble: { oriented } };
+    // A gallery enrolled before the views has no wide embeddings: such faces take the plain path.
+    const plainSide = this.uncertainPlain;
+    const plainReady = plainSide.matcher.size > 0;
+    if (dictionary.usesEnsemble(occlusion) && plainReady && this.anyPatternEnrolled()) {
+      return { ...plainSide, query: seen.embedding, occlusion, masked, ensemble: { oriented } };
     }
     const matcher = occlusion.pattern === CLEAN_PATTERN ? undefined : this.byPattern.get(occlusion.pattern);
     // A pattern whose gallery is empty (identities enrolled before the masks) falls back to the plain path.
     if (!matcher || matcher.size === 0) return { space: CLEAN_PATTERN, matcher: this.plain, query: face.embedding, occlusion, masked };
     const query = dictionary.maskedEmbeddingOriented(occlusion.pattern, oriented);
-    return { space: occlusion.pattern, matcher, query, occlusion, masked, ...(dictionary.pairsWithPlain(occlusion.pattern) ? { withPlain: face.embedding } : {}) };
+    return { space: occlusion.pattern, matcher, query, occlusion, masked, ...(dictionary.pairsWithPlain(occlusion.pattern) && plainReady ? { withPlain: seen.embedding } : {}) };
   }
 
   private anyPatternEnrolled(): boolean {
@@ -218,18 +237,19 @@ export class OcclusionAwareMatcher implements FaceMatcher {
     const log10Far = Float64Array.from(distances, (d) => curves.log10Far(placed.space, d));
     const dictionary = this.dictionary;
     if (placed.withPlain && dictionary) {
-      const plain = this.plain.nearestPerIdentity(placed.withPlain);
+      const { space, matcher } = this.uncertainPlain;
+      const plain = matcher.nearestPerIdentity(placed.withPlain);
       const index = this.alignment.of(names, plain.names);
       for (let i = 0; i < names.length; i++) {
         const j = index[i] as number;
-        if (j >= 0) log10Far[i] = dictionary.pairedLog10Far(placed.space, log10Far[i] as number, dictionary.log10Far(CLEAN_PATTERN, plain.distances[j] as number));
+        if (j >= 0) log10Far[i] = dictionary.pairedLog10Far(placed.space, log10Far[i] as number, dictionary.log10Far(space, plain.distances[j] as number));
       }
       return { ...base, log10Far };
     }
     if (!placed.ensemble || !dictionary) return { ...base, log10Far };
     const plain = log10Far;
-    const sums = Float64Array.from(log10Far);
-    const counts = new Float64Array(names.length).fill(1);
+    const sums = new Float64Array(names.length);
+    const counts = new Float64Array(names.length);
     for (const [pattern, matcher] of this.byPattern) {
       if (matcher.size === 0) continue;
       const own = matcher.nearestPerIdentity(dictionary.maskedEmbeddingOriented(pattern, placed.ensemble.oriented));
@@ -241,7 +261,7 @@ export class OcclusionAwareMatcher implements FaceMatcher {
         counts[i] = (counts[i] as number) + 1;
       }
     }
-    for (let i = 0; i < names.length; i++) sums[i] = dictionary.ensembleLog10Far((sums[i] as number) / (counts[i] as number), plain[i] as number);
+    for (let i = 0; i < names.length; i++) sums[i] = dictionary.ensembleLog10Far(plain[i] as number, sums[i] as number, counts[i] as number);
     return { ...base, log10Far: sums };
   }
 }

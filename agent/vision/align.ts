@@ -100,6 +100,19 @@ export function alignmentTransform(landmarks: readonly Point[], template: ChipTe
   return similarityTransform(landmarks, template.points);
 }
 
+/**
+ * The transform of a zoomed-out view: the chip of `transform`, shrunk by 1/scale about the
+ * template's landmark centroid (the face's centre stays put, more of its surroundings come in).
+ */
+export function zoomedView(transform: Affine, template: ChipTemplate, scale: number): Affine {
+  if (!(scale > 0)) throw new Error(`view scale ${scale}: a positive number`);
+  const cx = template.points.reduce((s, p) => s + p.x, 0) / template.points.length;
+  const cy = template.points.reduce((s, p) => s + p.y, 0) / template.points.length;
+  const [a, b, c, d, e, f] = transform;
+  const z = 1 / scale;
+  return [a * z, b * z, cx + (c - cx) * z, d * z, e * z, cy + (f - cy) * z];
+}
+
 /** Maps points through a transform (e.g. landmarks into chip coordinates). */
 export const transformPoints = (m: Affine, points: readonly Point[]): Point[] => points.map((p) => applyAffine(m, p));
 

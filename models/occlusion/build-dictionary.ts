@@ -68,6 +68,11 @@ export async function buildOcclusionDictionary(argv: readonly string[], log: (li
     const entry = analyzer.embedder.entry;
     log(`occlusion masks for ${entry.name} (${entry.sha256.slice(0, 12)}…), calibration from ${args.lfw}`);
     const cal = await occlusionCalibration(analyzer, args, log);
+    // With views the masks act on the wide maps, and the classifier and the plain space's curve
+    // read the chips' own (a second, cached calibration pass without views).
+    const views = entry.chip?.views ?? [];
+    const chipCal = views.length ? await occlusionCalibration(analyzer, args, log, { views: false }) : cal;
+    if (chipCal.files.join('\n') !== cal.files.join('\n')) throw new Error(`${entry.name}: the calibration passes with and without views found faces in different photos`);
     const { fc } = embedderHead(registry.pathOf(entry));
     if (fc && fc.channels !== cal.featureShape[0]) throw new Error(`${entry.name}: fc has ${fc.channels} input channels, the feature map ${cal.featureShape[0]}`);
     const fit: FitOptions = { ...args.fit, ...(fc ? { fc } : {}) };
@@ -82,7 +87,7 @@ export async function buildOcclusionDictionary(argv: readonly string[], log: (li
       fits.push(fitPattern(spec, cal, samples, isValidation, fit, log));
     }
     log('classifier: least squares on the standardised feature map');
-    const classifier = fitClassifier(cal, byPattern, isValidation, args.classifierRidge, 0.01);
+    const classifier = fitClassifier(chipCal, samplesByPattern(chipCal), isValidation, args.classifierRidge, 0.01);
 
     // Blob layout: per pattern keep, mean, projection; then classifier mean, scale, weights.
     const parts: Float32Array[] = [];
@@ -103,18 +108,22 @@ export async function buildOcclusionDictionary(argv: readonly string[], log: (li
     }));
     // The plain space's impostor curve: the agent's ordinary embeddings (calibrationPlainEmbedder)
     // of the validation faces, clean, each against every other.
-    const plainOf = calibrationPlainEmbedder(cal, registry.pathOf(entry), entry.name);
-    const plainEmbeddings = cal.files.map((_, face) => face).filter(isValidation).map((face) => plainOf('clean', face));
-    const plainFar = farCurve(pairwiseDistances(plainEmbeddings));
+    // The plain space is the chips' own embeddings; with views the wide space gets its own curve.
+    const impostorCurve = (c: typeof cal): number[] => {
+      const plainOf = calibrationPlainEmbedder(c, registry.pathOf(entry), entry.name);
+      return farCurve(pairwiseDistances(c.files.map((_, face) => face).filter(isValidation).map((face) => plainOf('clean', face))));
+    };
+    const plainFar = impostorCurve(chipCal);
+    const wideFar = views.length ? impostorCurve(cal) : undefined;
     const classifierOffsets = { mean: put(classifier.mean), scale: put(classifier.scale), weights: put(classifier.weights) };
     const command = `npm run models:occlusion -- --model ${entry.name}${argv.filter((a) => !a.startsWith('--model')).length ? ` ${argv.join(' ')}` : ''}`.replace(/ --model \S+ --model/, ' --model');
     const header: OcclusionDictionaryHeader = {
       format: 'facegate-occlusion-masks/1',
-      embedder: { name: entry.name, sha256: entry.sha256 },
+      embedder: { name: entry.name, sha256: entry.sha256, ...(entry.chip?.views?.length ? { views: entry.chip.views } : {}) },
       featureShape: cal.featureShape,
       patterns,
       classifier: { classes: classifier.classes, offsets: classifierOffsets, minScore: classifier.minScore },
-      far: { ...FAR_GRID, plain: plainFar },
+      far: { ...FAR_GRID, plain: plainFar, ...(wideFar ? { wide: wideFar } : {}) },
       floats,
       provenance: {
         command,
@@ -166,7 +175,11 @@ export async function buildOcclusionDictionary(argv: readonly string[], log: (li
       `models:occlusion:${entry.name}`,
       `### Occlusion mask dictionary of \`${entry.name}\`\n\nBuilt with \`${command}\` on ${new Date().toISOString().slice(0, 10)} in ${header.provenance.seconds} s of fitting (plus the calibration pass, cached): ${String(header.provenance.calibration)}. ` +
         `Validation pairs: each held-out face clean (gallery) against the same photo occluded (genuine) and against the other held-out faces occluded (impostors); the same photo on both sides makes these figures easier than LFW pairs — they choose the drop fraction and set the match threshold (FAR 1e-3), the LFW table below measures accuracy. ` +
-        `Files: models/${base}.json (header) and .bin (${(binBytes.length / 1e6).toFixed(1)} MB of float32).\n\n${tableText}\n\n${classifierText}`,
+        `Files: models/${base}.json (header) and .bin (${(binBytes.length / 1e6).toFixed(1)} MB of float32).` +
+        (views.length
+          ? ` Views ${JSON.stringify(views)}: masks and projections act on each face's wide maps (its chip and zoomed-out views averaged), and a face the classifier does not take for confidently clean is compared plainly by its wide embedding (the \`wide\` space); the classifier and the plain space read the chip's own.`
+          : '') +
+        `\n\n${tableText}\n\n${classifierText}`,
     );
     log(`wrote models/${base}.json and .bin (${(binBytes.length / 1e6).toFixed(1)} MB), the manifest entry of ${entry.name} and its section of models/README.md`);
   } finally {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { pickCentralFace } from '../../agent/evaluation/run-eval.js';
 import { ImageOccluder } from '../../agent/occlusion/occlude-set.js';
 import { OCCLUDER_KINDS, type OccluderKind } from '../../agent/occlusion/occluders.js';
-import type { FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
+import { embedWithViews, type FaceAnalyzer } from '../../agent/recognition/face-analyzer.js';
 import { orientedFeatures } from '../../agent/recognition/occlusion-masks.js';
 import { decodeImage, type RgbImage } from '../../agent/vision/image.js';
 import { sha256 } from '../build/build-models.js';
@@ -125,30 +125,52 @@ interface CacheMeta {
  * the only difference between two chips is the occluder. Draw d of kind k is seeded seed + k +
  * 1000·d (draw 0: seed + k, as before there were draws). `index`: the photo's place in `files`.
  */
-export async function* calibrationChips(analyzer: FaceAnalyzer, lfwDir: string, files: readonly string[], variants: readonly CalibrationVariant[], seed: number): AsyncGenerator<{ index: number; file: string; chips: RgbImage[] }> {
+export async function* calibrationChips(
+  analyzer: FaceAnalyzer,
+  lfwDir: string,
+  files: readonly string[],
+  variants: readonly CalibrationVariant[],
+  seed: number,
+  withViews = true,
+): AsyncGenerator<{ index: number; file: string; chips: RgbImage[]; views: RgbImage[][] }> {
   if (variants[0] !== 'clean') throw new Error(`calibration variants start with clean, got ${variants.join(', ')}`);
   const occluder = new ImageOccluder(analyzer.detector, join(lfwDir, 'images'), files);
   for (const [index, file] of files.entries()) {
     const image = await decodeImage(join(lfwDir, 'images', file));
     const face = pickCentralFace(await analyzer.detect(image), image.width, image.height);
     if (!face) continue;
-    const chips: RgbImage[] = [analyzer.chips(image, [face]).chips[0] as RgbImage];
+    // The embedder's own views (chip.views) of each variant too, so calibration sees what the agent embeds.
+    const cut = (img: RgbImage): [RgbImage, RgbImage[]] => {
+      const { chips, transforms } = analyzer.chips(img, [face]);
+      return [chips[0] as RgbImage, withViews ? (analyzer.views(img, transforms)[0] as RgbImage[]) : []];
+    };
+    const [chip, view] = cut(image);
+    const chips: RgbImage[] = [chip];
+    const views: RgbImage[][] = [view];
     for (const variant of variants.slice(1) as Exclude<CalibrationVariant, 'clean'>[]) {
       const { kind, draw } = variantDraw(variant);
       const { image: occluded } = await occluder.occlude(file, image, kind, seed + OCCLUDER_KINDS.indexOf(kind) + 1000 * draw, face);
-      chips.push(analyzer.chips(occluded, [face]).chips[0] as RgbImage);
+      const [c, v] = cut(occluded);
+      chips.push(c);
+      views.push(v);
     }
-    yield { index, file, chips };
+    yield { index, file, chips, views };
   }
 }
 
-export async function occlusionCalibration(analyzer: FaceAnalyzer, args: CalibrationArgs, log: (line: string) => void): Promise<OcclusionCalibration> {
+/**
+ * The calibration faces' oriented maps and embeddings, clean and under every occluder (cached). For
+ * an embedder with views they are its wide representation (FaceEmbeddingResult.wide), which the
+ * masks act on; `{ views: false }` gives the chips' own (the plain space's curve, the fusion's).
+ */
+export async function occlusionCalibration(analyzer: FaceAnalyzer, args: CalibrationArgs, log: (line: string) => void, options: { views?: boolean } = {}): Promise<OcclusionCalibration> {
   const { lfw: lfwDir, count, seed, draws } = args;
+  const scales = options.views === false ? [] : (analyzer.embedder.chip.views ?? []);
   const candidates = calibrationFiles(lfwDir, count);
   const variants = calibrationVariants(draws);
   const occludedVariants = variants.filter((v): v is Exclude<CalibrationVariant, 'clean'> => v !== 'clean');
   // The detector's options place the landmarks, and so every chip.
-  const key = sha256(new TextEncoder().encode(JSON.stringify([analyzer.embedder.entry.sha256, analyzer.template.name, analyzer.detector.options, candidates, seed, variants, 'v1']))).slice(0, 16);
+  const key = sha256(new TextEncoder().encode(JSON.stringify([analyzer.embedder.entry.sha256, ...(scales.length ? [scales] : []), analyzer.template.name, analyzer.detector.options, candidates, seed, variants, 'v1']))).slice(0, 16);
   const cacheDir = join(CACHE_DIR, `occlusion-${analyzer.embedder.entry.name}-${key}`);
   const metaFile = join(cacheDir, 'meta.json');
   if (existsSync(metaFile)) {
@@ -172,15 +194,16 @@ export async function occlusionCalibration(analyzer: FaceAnalyzer, args: Calibra
   const coverage = new Map(occludedVariants.map((v) => [v, [] as number[]]));
   let shape: [number, number, number] | undefined;
   const started = Date.now();
-  for await (const { index: i, file, chips } of calibrationChips(analyzer, lfwDir, candidates, variants, seed)) {
+  for await (const { index: i, file, chips, views } of calibrationChips(analyzer, lfwDir, candidates, variants, seed, scales.length > 0)) {
     occludedVariants.forEach((variant, v) => coverage.get(variant)?.push(...chipCoverage(chips[0] as RgbImage, chips[v + 1] as RgbImage)));
-    const results = await analyzer.embedder.embedFaces(chips);
+    const results = await embedWithViews(chips.map((c, v) => [c, ...(views[v] ?? [])]), (c) => analyzer.embedder.embedFaces(c));
     if (!shape) {
       const features = analyzer.embedder.entry.outputs.find((o) => o.name === 'features');
       if (!features || results[0]?.features === undefined) throw new Error(`embedder ${analyzer.embedder.entry.name} has no "features" output: occlusion masks need the feature map`);
       shape = features.shape.slice(1).map(Number) as [number, number, number];
     }
-    results.forEach((r, v) => {
+    results.forEach((own, v) => {
+      const r = own.wide ?? own;
       rows.get(variants[v] as CalibrationVariant)?.push(orientedFeatures(r.features as Float32Array, r.mirrorFeatures, shape as [number, number, number]));
       embeddingRows.get(variants[v] as CalibrationVariant)?.push(r.embedding);
     });

@@ -78,7 +78,7 @@ export async function calibrationPasses(args: PassesArgs): Promise<CalibrationFa
   const faces: CalibrationFace[] = [];
   const started = Date.now();
   try {
-    for await (const { index, file, chips } of calibrationChips(analyzer, lfw, files, variants, seed)) {
+    for await (const { index, file, chips } of calibrationChips(analyzer, lfw, files, variants, seed, false)) {
       const passes = chips.flatMap((c) => [c, mirrorImage(c)]);
       const result = await session.run({ input: new ort.Tensor('float32', chipsToChw(passes), [passes.length, 3, size, size]) });
       const cells = result.cells?.data as Float32Array;
