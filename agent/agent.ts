@@ -218,7 +218,8 @@ export class FacegateAgent {
       },
     };
     const embedBatch = (items: FaceChips[]): Promise<FaceEmbeddingResult[]> =>
-      analyzer.embedChips(items, (chips) => embedderRuntime.embedFaces(chips), { ...companionOptions, skip: embedderRuntime.placement !== 'primary' });
+      // Zoomed-out views (chip.views) only for the faces matched wide: not taken for confidently clean.
+      analyzer.embedChips(items, (chips) => embedderRuntime.embedFaces(chips), { ...companionOptions, skip: embedderRuntime.placement !== 'primary', views: 'uncertain' });
     this.scheduler = new BatchScheduler('embedder', embedBatch, {
       maxBatch: rec.maxBatch,
       maxWaitMs: rec.maxWaitMs,

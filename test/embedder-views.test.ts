@@ -19,6 +19,8 @@ import type { ModelEntry } from '../models/manifest-types.js';
 import { ModelRegistry } from '../agent/inference/model-registry.js';
 import type { FaceEmbeddingResult } from '../agent/recognition/embedder.js';
 import { embedWithViews, FaceAnalyzer } from '../agent/recognition/face-analyzer.js';
+import { pickCentralFace } from '../agent/evaluation/run-eval.js';
+import { ImageOccluder } from '../agent/occlusion/occlude-set.js';
 import { CLEAN_PATTERN, OcclusionDictionary, WIDE_SPACE } from '../agent/recognition/occlusion-masks.js';
 import { alignmentTransform, warpChips, zoomedView } from '../agent/vision/align.js';
 import { applyAffine, type Point } from '../agent/vision/geometry.js';
@@ -155,6 +157,39 @@ describe('views through the analyzer (real models)', { timeout: 300_000 }, () =>
     const [direct] = await plain.embedder.embedFaces([items[0]?.chip as RgbImage]);
     assert.deepEqual([...(viaAnalyzer?.embedding ?? [])], [...(direct?.embedding ?? [])]);
     assert.equal(viaAnalyzer?.wide, undefined);
+  });
+});
+
+describe('views only where matching reads them (the agent\'s probes)', { timeout: 300_000 }, () => {
+  it('a face taken for confidently clean is embedded from its chip alone; one that is not gets its views, as enrollment does', async () => {
+    const analyzer = await FaceAnalyzer.create({ embedder: 'mobilefacenet-occ', fuseWith: 'none' });
+    try {
+      const masks = analyzer.occlusion ?? assert.fail('mobilefacenet-occ has masks');
+      const image = await decodeImage(join(sampleDir, 'sample2.jpg'));
+      const face = pickCentralFace(await analyzer.detect(image), image.width, image.height) ?? assert.fail('a face in sample2.jpg');
+      const occluder = new ImageOccluder(analyzer.detector, sampleDir, ['sample2.jpg', 'sample3.jpg']);
+      const close = (a: Float32Array, b: Float32Array): boolean => a.length === b.length && a.every((v, k) => Math.abs(v - (b[k] as number)) < 1e-4);
+      let clean = 0;
+      let uncertain = 0;
+      for (const [kind, seed] of [['none', 0], ['random40', 3], ['hand', 3], ['random40', 4], ['hand', 4], ['object', 3]] as const) {
+        const shown = kind === 'none' ? image : (await occluder.occlude('sample2.jpg', image, kind, seed, face)).image;
+        const { items } = analyzer.faceChips(shown, [face]);
+        const [lazy] = await analyzer.embedChips(items, undefined, { views: 'uncertain' });
+        const [all] = await analyzer.embedChips(items);
+        assert.ok(lazy && all?.wide);
+        assert.ok(close(lazy.embedding, all.embedding), `${kind}: the same chip embedding`);
+        if (masks.readsWide(lazy)) {
+          uncertain++;
+          assert.ok(lazy.wide && close(lazy.wide.embedding, all.wide.embedding), `${kind} ${seed}: the same wide embedding as enrollment's`);
+        } else {
+          clean++;
+          assert.equal(lazy.wide, undefined, `${kind} ${seed}: taken for clean, no views embedded`);
+        }
+      }
+      assert.ok(clean >= 1 && uncertain >= 1, `${clean} faces taken for clean, ${uncertain} not`);
+    } finally {
+      await analyzer.close();
+    }
   });
 });
 

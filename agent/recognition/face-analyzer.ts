@@ -194,9 +194,9 @@ export class FaceAnalyzer {
   async embedChips(
     items: readonly FaceChips[],
     primary: (chips: RgbImage[]) => Promise<FaceEmbeddingResult[]> = (c) => this.embedder.embedFaces(c),
-    options: { skip?: boolean; onError?: (err: Error) => void } = {},
+    options: { skip?: boolean; onError?: (err: Error) => void; views?: ViewsFor } = {},
   ): Promise<FaceEmbeddingResult[]> {
-    const results = await embedWithViews(items.map((i) => [i.chip, ...(i.views ?? [])]), primary);
+    const results = options.views === 'uncertain' ? await this.embedViewsIfUncertain(items, primary) : await embedWithViews(items.map((i) => [i.chip, ...(i.views ?? [])]), primary);
     const companion = this.fusion?.companion.embedder;
     if (!companion || options.skip || results.length === 0) return results;
     const chips = items.map((i, k) => {
@@ -212,6 +212,27 @@ export class FaceAnalyzer {
       return results;
     }
     return results.map((r, k) => ({ ...r, companion: second[k] as FaceEmbeddingResult }));
+  }
+
+  /**
+   * The chips first; then the views of only those faces whose matching will read their wide
+   * representation (OcclusionDictionary.readsWide: not taken for confidently clean), so a clean
+   * face costs what it cost without views.
+   */
+  private async embedViewsIfUncertain(items: readonly FaceChips[], primary: (chips: RgbImage[]) => Promise<FaceEmbeddingResult[]>): Promise<FaceEmbeddingResult[]> {
+    const results = await primary(items.map((i) => i.chip));
+    const masks = this.occlusion;
+    const todo = masks ? results.map((_, k) => k).filter((k) => items[k]?.views?.length && masks.readsWide(results[k] as FaceEmbeddingResult)) : [];
+    if (todo.length === 0) return results;
+    const views = await primary(todo.flatMap((k) => items[k]?.views ?? []));
+    let at = 0;
+    for (const k of todo) {
+      const own = results[k] as FaceEmbeddingResult;
+      const group = views.slice(at, (at += items[k]?.views?.length ?? 0));
+      // A view embedded by another model (the runtime moved under GPU pressure) is not averaged in.
+      if (group.every((v) => v.model === own.model)) results[k] = { ...own, wide: averageResults([own, ...group]) };
+    }
+    return results;
   }
 
   async embedFaces(image: RgbImage, faces: readonly DetectedFace[]): Promise<AnalyzedFace[]> {
@@ -233,6 +254,13 @@ export class FaceAnalyzer {
     await Promise.all(this.sessions.map((s) => s.release()));
   }
 }
+
+/**
+ * Which faces get their zoomed-out views embedded: `all` (enrollment and evaluation: a gallery face
+ * needs its wide embedding whatever the probe), or `uncertain` (the agent's probes: only faces the
+ * occlusion classifier does not take for confidently clean, the only ones matched wide).
+ */
+export type ViewsFor = 'all' | 'uncertain';
 
 /** Each face's zoomed-out views (one warp for all faces and scales); [] per face without scales. */
 function cutViews(cv: OpenCv, image: RgbImage, transforms: readonly Affine[], template: ChipTemplate, scales: readonly number[]): RgbImage[][] {

@@ -363,6 +363,16 @@ export class OcclusionDictionary {
     return this.header.far.wide ? face.wide : face;
   }
 
+  /**
+   * Whether matching reads the face's wide representation: the masks were fitted on wide maps and
+   * the classifier (on the chip's maps) does not take the face for confidently clean.
+   */
+  readsWide(face: FaceEmbeddingResult): boolean {
+    if (!this.header.far.wide || !face.features || face.model !== this.embedderName) return false;
+    const prediction = this.predict(face.features, face.mirrorFeatures);
+    return prediction.pattern !== CLEAN_PATTERN || this.usesEnsemble(prediction);
+  }
+
   /** log10 FAR of a distance in a space: `clean` (the plain embeddings), `wide` or a pattern's. */
   log10Far(space: string, distance: number): number {
     const grid = this.header.far;

@@ -188,13 +188,17 @@ export class OcclusionAwareMatcher implements FaceMatcher {
     const dictionary = this.dictionary;
     // Masks belong to one embedder: a face embedded by another (the runtime moved to a variant
     // under GPU pressure) takes the plain path.
+    if (!dictionary || !face.features || face.model !== dictionary.embedderName) return { space: CLEAN_PATTERN, matcher: this.plain, query: face.embedding, masked: false };
     // The classifier reads the chip's maps; the masks the representation they were fitted on (with views, the wide one).
-    const seen = dictionary && face.model === dictionary.embedderName ? dictionary.representation(face) : undefined;
-    if (!dictionary || !face.features || !seen?.features) return { space: CLEAN_PATTERN, matcher: this.plain, query: face.embedding, masked: false };
     const chipMap = dictionary.orient(face.features, face.mirrorFeatures);
-    const oriented = seen === face ? chipMap : dictionary.orient(seen.features, seen.mirrorFeatures);
     const occlusion = dictionary.predictOriented(chipMap);
     const masked = occlusion.pattern === FACE_MASK_PATTERN;
+    const plainPath: FacePlacement = { space: CLEAN_PATTERN, matcher: this.plain, query: face.embedding, occlusion, masked };
+    if (occlusion.pattern === CLEAN_PATTERN && !dictionary.usesEnsemble(occlusion)) return plainPath;
+    // A face embedded without its views (masks fitted on wide maps) takes the plain path.
+    const seen = dictionary.representation(face);
+    if (!seen?.features) return plainPath;
+    const oriented = seen === face ? chipMap : dictionary.orient(seen.features, seen.mirrorFeatures);
     // A gallery enrolled before the views has no wide embeddings: such faces take the plain path.
     const plainSide = this.uncertainPlain;
     const plainReady = plainSide.matcher.size > 0;
@@ -203,7 +207,7 @@ export class OcclusionAwareMatcher implements FaceMatcher {
     }
     const matcher = occlusion.pattern === CLEAN_PATTERN ? undefined : this.byPattern.get(occlusion.pattern);
     // A pattern whose gallery is empty (identities enrolled before the masks) falls back to the plain path.
-    if (!matcher || matcher.size === 0) return { space: CLEAN_PATTERN, matcher: this.plain, query: face.embedding, occlusion, masked };
+    if (!matcher || matcher.size === 0) return plainPath;
     const query = dictionary.maskedEmbeddingOriented(occlusion.pattern, oriented);
     return { space: occlusion.pattern, matcher, query, occlusion, masked, ...(dictionary.pairsWithPlain(occlusion.pattern) && plainReady ? { withPlain: seen.embedding } : {}) };
   }
