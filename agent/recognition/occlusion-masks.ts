@@ -210,7 +210,6 @@ export function mirrorMap(map: Float32Array, [c, h, w]: readonly [number, number
 export type DictionaryEmbedder = { name: string; sha256: string; chip?: { views?: number[] } };
 
 /** The map in the chip's orientation: (own + the mirror image's map mirrored back) / 2, as the agent computes it. */
-
 export function orientedFeatures(features: Float32Array, mirrorFeatures: Float32Array | undefined, shape: readonly [number, number, number]): Float32Array {
   if (!mirrorFeatures) return features;
   const back = mirrorMap(mirrorFeatures, shape);
@@ -369,8 +368,12 @@ export class OcclusionDictionary {
    */
   readsWide(face: FaceEmbeddingResult): boolean {
     if (!this.header.far.wide || !face.features || face.model !== this.embedderName) return false;
-    const prediction = this.predict(face.features, face.mirrorFeatures);
-    return prediction.pattern !== CLEAN_PATTERN || this.usesEnsemble(prediction);
+    return !this.takenForClean(this.predict(face.features, face.mirrorFeatures));
+  }
+
+  /** Whether a face with this prediction is confidently clean: matched by its chip's plain embedding alone. */
+  takenForClean(prediction: OcclusionPrediction): boolean {
+    return prediction.pattern === CLEAN_PATTERN && !this.usesEnsemble(prediction);
   }
 
   /** log10 FAR of a distance in a space: `clean` (the plain embeddings), `wide` or a pattern's. */

@@ -169,15 +169,20 @@ export class OcclusionAwareMatcher implements FaceMatcher {
   /** How many identities lack embeddings for some pattern (enrolled before the masks existed). */
   identitiesWithoutPatterns(): number {
     let least = this.plain.identities;
-    for (const m of [...this.byPattern.values(), ...(this.wide ? [this.wide] : [])]) least = Math.min(least, m.identities);
+    for (const m of this.enrolledSpaces()) least = Math.min(least, m.identities);
     return this.plain.identities - least;
   }
 
   /** Reloads every pattern's embeddings when the gallery changed; true when it reloaded. */
   reload(gallery: Pick<Gallery, 'version' | 'embeddingsFor'>, force = false): boolean {
     const changed = this.plain.reload(gallery, force);
-    if (changed) for (const m of [...this.byPattern.values(), ...(this.wide ? [this.wide] : [])]) m.reload(gallery, true);
+    if (changed) for (const m of this.enrolledSpaces()) m.reload(gallery, true);
     return changed;
+  }
+
+  /** The gallery's embeddings besides the plain ones: every pattern's, and the wide ones with views. */
+  private enrolledSpaces(): Matcher[] {
+    return [...this.byPattern.values(), ...(this.wide ? [this.wide] : [])];
   }
 
   /**
@@ -194,7 +199,7 @@ export class OcclusionAwareMatcher implements FaceMatcher {
     const occlusion = dictionary.predictOriented(chipMap);
     const masked = occlusion.pattern === FACE_MASK_PATTERN;
     const plainPath: FacePlacement = { space: CLEAN_PATTERN, matcher: this.plain, query: face.embedding, occlusion, masked };
-    if (occlusion.pattern === CLEAN_PATTERN && !dictionary.usesEnsemble(occlusion)) return plainPath;
+    if (dictionary.takenForClean(occlusion)) return plainPath;
     // A face embedded without its views (masks fitted on wide maps) takes the plain path.
     const seen = dictionary.representation(face);
     if (!seen?.features) return plainPath;
